@@ -1,0 +1,33 @@
+"""The ``trialbridge`` command line: a thin shell over the library.
+
+Each command lives in its own module here, calls one library function, and turns
+``TrialBridgeError`` into a clean message and a non-zero exit (no traceback).
+"""
+
+from __future__ import annotations
+
+import click
+
+from adapter import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trialbridge")
+def main() -> None:
+    """TrialBridge carries LIS laboratory results (HL7v2 ORU^R01) into a clinical trial's
+    FHIR R4 server: mapped to LOINC and UCUM, linked to the trial subject, scored, and
+    traceable to the message they came from.
+
+    Run ``trialbridge COMMAND --help`` for the details of each command.
+    """
+
+
+def _register() -> None:
+    # Imported here so each command module can import helpers from this package freely.
+    from adapter.cli import dev_fhir, messages
+
+    for command in (*dev_fhir.COMMANDS, *messages.COMMANDS):
+        main.add_command(command)
+
+
+_register()

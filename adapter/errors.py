@@ -1,0 +1,102 @@
+"""The one exception tree of TrialBridge.
+
+    TrialBridgeError                 root: catch this at the CLI edge or a job boundary
+    ├── ConfigError                  a config/ or mappings/ file is wrong (file, line)
+    ├── MessageError                 an HL7v2 message cannot be used (message, segment, field)
+    │   ├── DecodeError              bytes do not decode in the declared/forced charset
+    │   ├── ParseError               structure is wrong (no MSH, no PID, bad field)
+    │   └── MappingError             a result cannot be mapped (unknown code, bad unit, ...)
+    ├── FhirError                    the FHIR server refused or failed (carries its OperationOutcome)
+    │   └── FhirUnavailableError     the server could not be reached at all
+    └── DevServerError               the local development FHIR server failed to start
+
+Every message says what was wrong, where, and what to do. Library errors are mapped at the
+boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class TrialBridgeError(Exception):
+    """Root of every error TrialBridge raises on purpose."""
+
+
+class ConfigError(TrialBridgeError):
+    """A configuration or mapping file is invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class MessageError(TrialBridgeError):
+    """An HL7v2 message (or part of it) cannot be used.
+
+    ``location`` is in the standard's notation, e.g. ``OBX[3].5`` or ``MSH.18``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_id: str | None = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.message_id = message_id
+        self.location = location
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.message_id:
+            parts.append(f"message {self.message_id}")
+        if self.location:
+            parts.append(self.location)
+        where = f"[{', '.join(parts)}] " if parts else ""
+        hint = f" — {self.hint}" if self.hint else ""
+        return f"{where}{self.reason}{hint}"
+
+    def with_message_id(self, message_id: str | None) -> MessageError:
+        """Return a copy of this error that names the message it came from."""
+        clone = type(self)(
+            self.reason, message_id=message_id, location=self.location, hint=self.hint
+        )
+        return clone
+
+
+class DecodeError(MessageError):
+    """The message bytes do not decode in the declared or forced character set."""
+
+
+class ParseError(MessageError):
+    """The message structure is not a usable ORU^R01."""
+
+
+class MappingError(MessageError):
+    """A result cannot be mapped to the study's analytes."""
+
+
+class FhirError(TrialBridgeError):
+    """The FHIR server answered with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None, outcome: str | None = None):
+        self.status = status
+        self.outcome = outcome
+        detail = f" (HTTP {status})" if status is not None else ""
+        text = f": {outcome}" if outcome else ""
+        super().__init__(f"{message}{detail}{text}")
+
+
+class FhirUnavailableError(FhirError):
+    """The FHIR server could not be reached."""
+
+
+class DevServerError(TrialBridgeError):
+    """The local development FHIR server could not be started."""
