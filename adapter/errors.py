@@ -8,7 +8,8 @@
     │   └── MappingError             a result cannot be mapped (unknown code, bad unit, ...)
     ├── FhirError                    the FHIR server refused or failed (carries its OperationOutcome)
     │   └── FhirUnavailableError     the server could not be reached at all
-    └── DevServerError               the local development FHIR server failed to start
+    ├── DevServerError               the local development FHIR server failed to start
+    └── ScoreInputError              a score input is malformed (unknown unit, wrong type)
 
 Every message says what was wrong, where, and what to do. Library errors are mapped at the
 boundary with ``raise ... from exc``.
@@ -100,3 +101,12 @@ class FhirUnavailableError(FhirError):
 
 class DevServerError(TrialBridgeError):
     """The local development FHIR server could not be started."""
+
+
+class ScoreInputError(TrialBridgeError):
+    """A clinical score was given an input it cannot read (unknown unit, wrong type).
+
+    A missing or implausible value is not an error: the score is then reported as not
+    computable, with the reason. This error is for inputs that are malformed, where going on
+    would mean guessing what the caller meant.
+    """
