@@ -6,7 +6,7 @@
     │   ├── DecodeError              bytes do not decode in the declared/forced charset
     │   ├── ParseError               structure is wrong (no MSH, no PID, bad field)
     │   └── MappingError             a result cannot be mapped (unknown code, bad unit, ...)
-    ├── FhirError                    the FHIR server refused or failed (carries its OperationOutcome)
+    ├── FhirError                    the FHIR server refused or failed (with its OperationOutcome)
     │   └── FhirUnavailableError     the server could not be reached at all
     ├── DevServerError               the local development FHIR server failed to start
     └── ScoreInputError              a score input is malformed (unknown unit, wrong type)

@@ -1,0 +1,111 @@
+"""Configuration: ``config/trialbridge.yaml`` plus ``TRIALBRIDGE_<SECTION>_<KEY>`` overrides,
+validated once at start-up into one frozen :class:`Settings` object that is passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapter.errors import ConfigError
+from adapter.parse.decode import codec_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "trialbridge.yaml"
+_OFFSET = re.compile(r"^(Z|[+-](0\d|1[0-4]):[0-5]\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Identifiers:
+    """The identifier namespaces TrialBridge writes."""
+
+    result: str
+    patient: str
+    local_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, validated."""
+
+    fhir_url: str
+    fhir_timeout: float
+    fhir_retries: int
+    timezone: str
+    forced_charset: str | None
+    identifiers: Identifiers
+    mappings_dir: Path
+
+
+def load_settings(
+    path: Path = DEFAULT_CONFIG, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read ``path``, apply environment overrides, and validate."""
+    raw = _read(path)
+    _apply_env(raw, os.environ if environ is None else environ)
+    return _validate(raw, str(path))
+
+
+def _read(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration: {exc.strerror}", path=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", path=str(path)) from exc
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise ConfigError("the file must hold sections (fhir:, lis:, ...) of keys", path=str(path))
+    return doc
+
+
+def _apply_env(raw: dict[str, dict[str, Any]], environ: Mapping[str, str]) -> None:
+    for section, values in raw.items():
+        for key in values:
+            name = f"TRIALBRIDGE_{section}_{key}".upper()
+            if name in environ:
+                values[key] = environ[name]
+
+
+def _validate(raw: dict[str, dict[str, Any]], where: str) -> Settings:
+    def get(section: str, key: str) -> Any:
+        try:
+            return raw[section][key]
+        except KeyError:
+            raise ConfigError(f"'{section}.{key}' is missing", path=where) from None
+
+    timezone = str(get("lis", "timezone"))
+    if not _OFFSET.match(timezone):
+        raise ConfigError(f"lis.timezone {timezone!r} must look like '+08:00' or 'Z'", path=where)
+    forced = str(get("lis", "forced_charset") or "") or None
+    if forced:
+        codec_for(forced)
+    mappings = Path(str(get("mappings", "directory")))
+    return Settings(
+        fhir_url=str(get("fhir", "url")).rstrip("/"),
+        fhir_timeout=_number(get("fhir", "timeout_seconds"), "fhir.timeout_seconds", where),
+        fhir_retries=int(_number(get("fhir", "retries"), "fhir.retries", where)),
+        timezone=timezone,
+        forced_charset=forced,
+        identifiers=Identifiers(
+            result=str(get("identifiers", "result")),
+            patient=str(get("identifiers", "patient")),
+            local_code=str(get("identifiers", "local_code")),
+        ),
+        mappings_dir=mappings if mappings.is_absolute() else ROOT / mappings,
+    )
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"'{name}' must be a number, not {value!r}", path=where) from None
+    if number < 0:
+        raise ConfigError(f"'{name}' must not be negative", path=where)
+    return number

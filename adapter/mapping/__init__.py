@@ -1,0 +1,193 @@
+"""Stage "map": a parsed :class:`Report` -> the study's analytes, in canonical UCUM units.
+
+Pure: data in, data out. Every OBX either becomes a :class:`MappedResult` or a
+:class:`HeldResult` with the reason, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from adapter.errors import MappingError
+from adapter.mapping.status import StatusRule, status_rule
+from adapter.mapping.times import TimestampError, to_fhir_datetime, to_fhir_instant
+from adapter.mapping.values import Number, parse_number, parse_range
+from adapter.mappings import Analyte, Factor, MappingSet
+from adapter.parse.model import Coding, Order, Report, Result
+
+__all__ = ["HeldResult", "MappedReport", "MappedResult", "Quantity", "map_report"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A value with its UCUM unit and optional comparator."""
+
+    value: Decimal
+    unit: str
+    comparator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MappedResult:
+    """One OBX, mapped: what the Observation will say."""
+
+    order: Order
+    result: Result
+    analyte: Analyte
+    status: StatusRule
+    quantity: Quantity | None  # in the canonical unit; None when there is no value
+    as_sent: Quantity | None  # the value in the lab's unit, when it was converted
+    reference_low: Decimal | None
+    reference_high: Decimal | None
+    reference_text: str
+    effective: str | None  # FHIR dateTime
+    issued: str | None  # FHIR instant
+
+
+@dataclass(frozen=True, slots=True)
+class HeldResult:
+    """One OBX that was not mapped, and why (a person can act on the reason)."""
+
+    order: Order
+    result: Result
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MappedReport:
+    """A report with each of its results mapped or held."""
+
+    report: Report
+    results: tuple[MappedResult, ...]
+    held: tuple[HeldResult, ...]
+
+
+def map_report(report: Report, mappings: MappingSet, *, default_offset: str) -> MappedReport:
+    """Map every result of ``report``; ``default_offset`` applies to times sent without one."""
+    mapped: list[MappedResult] = []
+    held: list[HeldResult] = []
+    for order in report.orders:
+        for result in order.results:
+            try:
+                mapped.append(_map_result(report, order, result, mappings, default_offset))
+            except MappingError as exc:
+                held.append(HeldResult(order, result, exc.reason))
+    return MappedReport(report, tuple(mapped), tuple(held))
+
+
+def _map_result(
+    report: Report, order: Order, result: Result, mappings: MappingSet, offset: str
+) -> MappedResult:
+    analyte = _analyte(result, mappings)
+    rule = _status(result)
+    if order.order_number() is None:
+        _fail(result, "the order has neither a filler (OBR-3) nor a placer (OBR-2) number", 3)
+    as_sent = _as_sent(result, analyte, rule, mappings) if rule.keeps_value else None
+    factor = _factor(result, analyte, as_sent)
+    bounds = parse_range(result.reference_range)
+    return MappedResult(
+        order=order,
+        result=result,
+        analyte=analyte,
+        status=rule,
+        quantity=_converted(as_sent, factor, analyte),
+        as_sent=as_sent if as_sent and as_sent.unit != analyte.unit else None,
+        reference_low=_bound(bounds.low if bounds else None, factor),
+        reference_high=_bound(bounds.high if bounds else None, factor),
+        reference_text=result.reference_range,
+        effective=_time(result, result.observed_at or order.observed_at, offset, 14),
+        issued=to_fhir_instant(order.reported_at or report.sent_at, offset),
+    )
+
+
+def _fail(result: Result, reason: str, field: int) -> None:
+    raise MappingError(reason, location=f"{result.location}.{field}")
+
+
+def _analyte(result: Result, mappings: MappingSet) -> Analyte:
+    for coding in result.codings:
+        analyte = mappings.analyte_for(coding.system, coding.code)
+        if analyte is not None:
+            return analyte
+    sent = ", ".join(f"{c.code} ({c.system or 'no system'})" for c in result.codings) or "none"
+    raise MappingError(
+        f"code {sent} is not in mappings/analytes.yaml",
+        location=f"{result.location}.3",
+        hint="add it to the analyte it means, or leave it if the study does not collect it",
+    )
+
+
+def _status(result: Result) -> StatusRule:
+    rule = status_rule(result.status)
+    if rule is None:
+        raise MappingError(
+            f"result status (OBX-11) {result.status or 'empty'!r} is not one of "
+            "F C A B P R S I O X D W U",
+            location=f"{result.location}.11",
+        )
+    return rule
+
+
+def _as_sent(result: Result, analyte: Analyte, rule: StatusRule, m: MappingSet) -> Quantity | None:
+    values = [v for v in result.values if v]
+    if not values:
+        if rule.keeps_value and not rule.finalises_stored:
+            _fail(result, f"a {rule.fhir_status} result (OBX-11) has no value", 5)
+        return None
+    number = parse_number(result.value_type, values[0])
+    if number is None:
+        _fail(
+            result,
+            f"{analyte.display} needs a number, but OBX-5 is {values[0]!r} "
+            f"(value type {result.value_type or 'empty'})",
+            5,
+        )
+    assert number is not None
+    return _quantity(number, _ucum(result, analyte, m))
+
+
+def _ucum(result: Result, analyte: Analyte, mappings: MappingSet) -> str:
+    sent = result.unit.code if result.unit and result.unit.code else _unit_text(result.unit)
+    ucum = mappings.ucum_for(sent)
+    if ucum is None or analyte.factor_from(ucum) is None:
+        raise MappingError(
+            f"unit {sent or '(none)'!r} is not a known unit for {analyte.display} "
+            f"(canonical {analyte.unit})",
+            location=f"{result.location}.6",
+            hint="add the unit to mappings/units.yaml and a conversion to the analyte",
+        )
+    return ucum
+
+
+def _unit_text(unit: Coding | None) -> str:
+    return unit.text if unit else ""
+
+
+def _quantity(number: Number, unit: str) -> Quantity:
+    return Quantity(number.value, unit, number.comparator)
+
+
+def _factor(result: Result, analyte: Analyte, as_sent: Quantity | None) -> Factor | None:
+    return analyte.factor_from(as_sent.unit) if as_sent else None
+
+
+def _converted(
+    as_sent: Quantity | None, factor: Factor | None, analyte: Analyte
+) -> Quantity | None:
+    if as_sent is None or factor is None:
+        return None
+    return Quantity(factor.apply(as_sent.value), analyte.unit, as_sent.comparator)
+
+
+def _bound(value: Decimal | None, factor: Factor | None) -> Decimal | None:
+    if value is None:
+        return None
+    return factor.apply(value) if factor else value
+
+
+def _time(result: Result, value: str, offset: str, field: int) -> str | None:
+    try:
+        return to_fhir_datetime(value, offset)
+    except TimestampError as exc:
+        raise MappingError(str(exc), location=f"{result.location}.{field}") from exc

@@ -1,0 +1,246 @@
+"""The interface engineer's mapping files (``mappings/``), loaded and validated.
+
+``analytes.yaml`` maps what the LIS sends in OBX-3 to the study's analytes (LOINC code and
+canonical UCUM unit, with exact conversion factors); ``units.yaml`` maps the unit strings
+labs write in OBX-6 to UCUM. Errors name the file and line, so a typo is found at start-up
+rather than as a wrong number in the trial's data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapter.errors import ConfigError
+
+DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+_LOINC = re.compile(r"^\d{1,7}-\d$")
+_LINE = "__line__"
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """An exact conversion factor, kept as written: ``multiply / divide`` ("1/17.1")."""
+
+    multiply: Decimal
+    divide: Decimal = Decimal(1)
+
+    def apply(self, value: Decimal) -> Decimal:
+        """``value`` in the canonical unit, to as many significant digits as it was sent.
+
+        Multiplying before dividing keeps exact results exact (51.3 / 17.1 = 3); the
+        significant-digit rule keeps 5.847953216... from posing as a measurement.
+        """
+        if self.multiply == 1 and self.divide == 1:
+            return value
+        exact = value * self.multiply / self.divide
+        return round_significant(exact, max(significant_digits(value), 2))
+
+
+def significant_digits(value: Decimal) -> int:
+    """How many significant digits a value was written with (0.50 -> 2, 120 -> 3)."""
+    digits = value.as_tuple().digits
+    stripped = len(digits) - next((i for i, d in enumerate(digits) if d), len(digits))
+    return max(stripped, 1)
+
+
+def round_significant(value: Decimal, digits: int) -> Decimal:
+    """``value`` rounded half away from zero to ``digits`` significant digits."""
+    if value == 0:
+        return value
+    exponent = value.adjusted() - digits + 1
+    return value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Analyte:
+    """One study analyte: its LOINC code, canonical unit and the LIS codes that mean it."""
+
+    key: str
+    display: str
+    loinc: str
+    loinc_display: str
+    unit: str  # canonical UCUM code
+    factors: Mapping[str, Factor]  # other UCUM unit -> factor to the canonical unit
+
+    def factor_from(self, ucum: str) -> Factor | None:
+        """The factor that turns a value in ``ucum`` into the canonical unit, if known."""
+        if ucum == self.unit:
+            return Factor(Decimal(1))
+        return self.factors.get(ucum)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSet:
+    """Everything in ``mappings/``: analytes by LIS code, and unit aliases."""
+
+    version: str
+    analytes: Mapping[str, Analyte]
+    by_code: Mapping[tuple[str, str], Analyte]  # (system upper, code upper) -> analyte
+    unit_aliases: Mapping[str, str] = field(default_factory=dict)  # lower-case text -> UCUM
+
+    def analyte_for(self, system: str, code: str) -> Analyte | None:
+        """The analyte an OBX-3 coding means, or None when it is not mapped."""
+        return self.by_code.get((system.strip().upper(), code.strip().upper()))
+
+    def ucum_for(self, unit_text: str) -> str | None:
+        """The UCUM code for what a lab wrote in OBX-6, or None when unknown."""
+        return self.unit_aliases.get(unit_text.strip().lower())
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that records the line of every mapping under ``__line__``."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping[_LINE] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> MappingSet:
+    """Load and validate ``analytes.yaml`` and ``units.yaml`` from ``directory``."""
+    analytes_path = directory / "analytes.yaml"
+    units_path = directory / "units.yaml"
+    analytes_doc = _read_yaml(analytes_path)
+    units_doc = _read_yaml(units_path)
+    aliases = _unit_aliases(units_doc, units_path)
+    analytes = _analytes(analytes_doc, analytes_path, set(aliases.values()))
+    return MappingSet(
+        version=str(_require(analytes_doc, "version", analytes_path)),
+        analytes={a.key: a for a, _ in analytes},
+        by_code=_index_codes(analytes, analytes_path),
+        unit_aliases=aliases,
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the mapping file: {exc.strerror}", path=str(path)) from exc
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"not valid YAML: {exc}", path=str(path), line=line) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError("the file must hold a mapping at the top level", path=str(path), line=1)
+    return doc
+
+
+def _require(node: dict[str, Any], key: str, path: Path) -> Any:
+    if node.get(key) in (None, ""):
+        raise ConfigError(f"'{key}' is required here", path=str(path), line=node.get(_LINE))
+    return node[key]
+
+
+def _unit_aliases(doc: dict[str, Any], path: Path) -> dict[str, str]:
+    aliases = _require(doc, "aliases", path)
+    if not isinstance(aliases, dict):
+        raise ConfigError("'aliases' must map unit text to UCUM", path=str(path))
+    return {str(text).strip().lower(): str(ucum) for text, ucum in aliases.items() if text != _LINE}
+
+
+def _analytes(
+    doc: dict[str, Any], path: Path, known_units: set[str]
+) -> list[tuple[Analyte, list[dict[str, Any]]]]:
+    section = _require(doc, "analytes", path)
+    if not isinstance(section, dict):
+        raise ConfigError("'analytes' must be a mapping of analyte keys", path=str(path))
+    return [
+        _analyte(str(key), node, path, known_units) for key, node in section.items() if key != _LINE
+    ]
+
+
+def _analyte(
+    key: str, node: Any, path: Path, known_units: set[str]
+) -> tuple[Analyte, list[dict[str, Any]]]:
+    if not isinstance(node, dict):
+        raise ConfigError(f"analyte '{key}' must be a mapping", path=str(path))
+    loinc = str(_require(node, "loinc", path))
+    if not _LOINC.match(loinc):
+        raise ConfigError(
+            f"analyte '{key}': LOINC code {loinc!r} is malformed (expected e.g. 1742-6)",
+            path=str(path),
+            line=node.get(_LINE),
+        )
+    unit = str(_require(node, "unit", path))
+    codes = _require(node, "codes", path)
+    if not isinstance(codes, list):
+        raise ConfigError(f"analyte '{key}': 'codes' must be a list", path=str(path))
+    analyte = Analyte(
+        key=key,
+        display=str(node.get("display", key)),
+        loinc=loinc,
+        loinc_display=str(node.get("loinc_display", node.get("display", key))),
+        unit=unit,
+        factors=_factors(key, node, path, known_units),
+    )
+    return analyte, codes
+
+
+def _factors(key: str, node: dict[str, Any], path: Path, known: set[str]) -> dict[str, Factor]:
+    convert = node.get("convert") or {}
+    factors: dict[str, Factor] = {}
+    for ucum, text in convert.items():
+        if ucum == _LINE:
+            continue
+        if ucum not in known:
+            raise ConfigError(
+                f"analyte '{key}': conversion from {ucum!r}, which no alias in units.yaml "
+                "produces, can never apply",
+                path=str(path),
+                line=convert.get(_LINE),
+            )
+        factors[str(ucum)] = _parse_factor(str(text), key, path, convert.get(_LINE))
+    return factors
+
+
+def _parse_factor(text: str, key: str, path: Path, line: int | None) -> Factor:
+    """``"1/17.1"`` or ``"10"`` -> Factor, exactly (a division is kept as written)."""
+    try:
+        numerator, _, denominator = text.partition("/")
+        factor = Factor(Decimal(numerator.strip()), Decimal(denominator.strip() or "1"))
+        if factor.divide == 0 or factor.multiply <= 0:
+            raise ZeroDivisionError
+        return factor
+    except (InvalidOperation, ZeroDivisionError) as exc:
+        raise ConfigError(
+            f"analyte '{key}': conversion factor {text!r} is not a number like '10' or '1/17.1'",
+            path=str(path),
+            line=line,
+        ) from exc
+
+
+def _index_codes(
+    analytes: list[tuple[Analyte, list[dict[str, Any]]]], path: Path
+) -> dict[tuple[str, str], Analyte]:
+    index: dict[tuple[str, str], Analyte] = {}
+    for analyte, codes in analytes:
+        for entry in codes:
+            if not isinstance(entry, dict) or not entry.get("code") or not entry.get("system"):
+                raise ConfigError(
+                    f"analyte '{analyte.key}': each code needs 'system' and 'code'",
+                    path=str(path),
+                )
+            key = (str(entry["system"]).upper(), str(entry["code"]).upper())
+            if key in index and index[key].key != analyte.key:
+                raise ConfigError(
+                    f"code {key[1]} ({key[0]}) is mapped to both '{index[key].key}' and "
+                    f"'{analyte.key}'",
+                    path=str(path),
+                    line=entry.get(_LINE),
+                )
+            index[key] = analyte
+    return index
