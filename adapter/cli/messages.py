@@ -1,7 +1,134 @@
-"""CLI commands that turn HL7v2 messages into FHIR: ``map`` and ``push``."""
+"""CLI commands that turn HL7v2 messages into FHIR: ``map`` (dry run) and ``push``."""
 
 from __future__ import annotations
 
-import click
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+import simplejson
+
+from adapter.cli._common import cli_errors, echo_json
+from adapter.config import DEFAULT_CONFIG, Settings, load_settings
+from adapter.fhir_client import FhirClient
+from adapter.mappings import load_mappings
+from adapter.pipeline import Translation, push_translations, translate
+
+_FILES = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
+)
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Service configuration file.",
+)
+
+
+def _files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named, with directories expanded to their files in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix != ".json"))
+        else:
+            files.append(path)
+    return files
+
+
+def _translations(files: Iterable[Path], settings: Settings) -> Iterator[Translation]:
+    mappings = load_mappings(settings.mappings_dir)
+    for path in files:
+        yield from translate(path.read_bytes(), str(path), settings, mappings)
+
+
+def _report_held(item: Translation) -> None:
+    for held in item.held:
+        click.echo(
+            f"{item.source}: message {item.message_id}, {held.result.location}: "
+            f"held — {held.reason}",
+            err=True,
+        )
+
+
+@click.command("map")
+@_FILES
+@_CONFIG
+def map_command(files: tuple[Path, ...], config_path: Path) -> None:
+    """Print the FHIR transaction Bundle each message becomes (no network).
+
+    One message prints one Bundle; several print a JSON array of Bundles. Results that are
+    not mapped are listed on standard error with the reason. A message that cannot be used
+    is named with the segment and field at fault, and the exit status is 1.
+
+    Example: trialbridge map ../shared/corpus/hl7/mirth_small_CMP_local_codes_bad_dates.hl7
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        bundles = []
+        refused = 0
+        for item in _translations(_files(files), settings):
+            _report_held(item)
+            if item.error is not None:
+                refused += 1
+                click.echo(f"{item.source}: refused: {item.error}", err=True)
+            else:
+                bundles.append(item.bundle)
+        output = bundles[0] if len(bundles) == 1 else bundles
+        if bundles:
+            click.echo(simplejson.dumps(output, use_decimal=True, indent=2, ensure_ascii=False))
+        if refused:
+            raise click.ClickException(f"{refused} message(s) refused; see above")
+
+
+@click.command("push")
+@_FILES
+@click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
+@_CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def push_command(
+    files: tuple[Path, ...], fhir_url: str | None, config_path: Path, as_json: bool
+) -> None:
+    """Send each message to the FHIR server as one transaction.
+
+    Writes are conditional on the result's identifier, so pushing the same message twice
+    changes nothing, and a final result replaces its preliminary. Directories are read in
+    file-name order. Exit status 1 if any message was refused or failed.
+
+    Example: trialbridge push feed/ --fhir-url http://127.0.0.1:8080/fhir
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        paths = _files(files)
+        with FhirClient(
+            fhir_url or settings.fhir_url,
+            timeout=settings.fhir_timeout,
+            retries=settings.fhir_retries,
+        ) as client:
+            with click.progressbar(
+                paths, label="Pushing", file=click.get_text_stream("stderr")
+            ) as bar:
+                summary = push_translations(_translations(bar, settings), client)
+        if as_json:
+            echo_json(asdict(summary))
+        else:
+            _print_summary(summary.messages, summary.pushed, summary.observations, summary.held)
+            for error in summary.errors:
+                click.echo(f"  {error}", err=True)
+        if summary.refused or summary.failed:
+            raise click.ClickException(
+                f"{summary.refused} message(s) refused and {summary.failed} failed; see above"
+            )
+
+
+def _print_summary(messages: int, pushed: int, observations: int, held: int) -> None:
+    click.echo(
+        f"{messages} message(s): {pushed} pushed, {observations} Observation(s) written, "
+        f"{held} result(s) held"
+    )
+
+
+COMMANDS: list[click.Command] = [map_command, push_command]

@@ -221,7 +221,9 @@ def _entity(segment: _Segment, number: int) -> EntityId | None:
     value = segment.component(number, 1)
     if not value:
         return None
-    return EntityId(value=value, namespace=segment.component(number, 2))
+    # EI: entity id ^ namespace id ^ universal id ^ type; either id names the issuer.
+    namespace = segment.component(number, 2) or segment.component(number, 3)
+    return EntityId(value=value, namespace=namespace)
 
 
 def _codings(segment: _Segment, number: int) -> tuple[Coding, ...]:
