@@ -6,9 +6,15 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "hl7"
 
-MSH = "MSH|^~\\&|NTC-LIS|NTCH|TRIALBRIDGE|NTCH|20240115093000+0800||ORU^R01^ORU_R01|{id}|P|2.5.1||||||{charset}"
+MSH = (
+    "MSH|^~\\&|NTC-LIS|NTCH|TRIALBRIDGE|NTCH|20240115093000+0800||ORU^R01^ORU_R01|{id}|P|2.5.1"
+    "||||||{charset}"
+)
 PID = "PID|1||{mrn}^^^NTCH^MR||Patient^Test||19600101|F"
-OBR = "OBR|1|P-{order}^HIS|{order}^NTC-LIS|LFT^Liver panel^L|||20240115083000+0800||||||||||||||20240115093000+0800|||{status}"
+OBR = (
+    "OBR|1|P-{order}^HIS|{order}^NTC-LIS|LFT^Liver panel^L|||20240115083000+0800"
+    "||||||||||||||20240115093000+0800|||{status}"
+)
 
 
 def obx(

@@ -11,7 +11,7 @@ from adapter.mapping.times import TimestampError, to_fhir_datetime, to_fhir_inst
 from adapter.mapping.values import parse_number, parse_range
 from adapter.mappings import MappingSet, load_mappings
 from adapter.parse import parse_bytes
-from tests.messages import ALB, ALP, ALT, INR, TBIL, oru, obx
+from tests.messages import ALB, ALP, ALT, INR, TBIL, obx, oru
 
 
 @pytest.fixture(scope="module")

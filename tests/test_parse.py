@@ -9,7 +9,7 @@ import pytest
 from adapter.errors import DecodeError, ParseError
 from adapter.parse import parse_bytes
 from adapter.parse.decode import split_messages
-from tests.messages import ALT, CORPUS, oru, obx
+from tests.messages import ALT, CORPUS, obx, oru
 
 
 def only_report(data: bytes, **kwargs: str):  # type: ignore[no-untyped-def]
@@ -73,7 +73,9 @@ def test_a_forced_charset_wins_over_a_wrong_msh18() -> None:
 
 
 def test_a_message_without_pid_is_refused_naming_the_segment() -> None:
-    text = oru(obx(1, ALT, "42", "U/L")).replace("PID|1||MRN001^^^NTCH^MR||Patient^Test||19600101|F\r", "")
+    text = oru(obx(1, ALT, "42", "U/L")).replace(
+        "PID|1||MRN001^^^NTCH^MR||Patient^Test||19600101|F\r", ""
+    )
     [parsed] = parse_bytes(text.encode())
     assert isinstance(parsed.error, ParseError)
     assert "no PID" in str(parsed.error) and "MSG0001" in str(parsed.error)

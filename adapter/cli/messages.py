@@ -103,15 +103,15 @@ def push_command(
     with cli_errors():
         settings = load_settings(config_path)
         paths = _files(files)
-        with FhirClient(
-            fhir_url or settings.fhir_url,
-            timeout=settings.fhir_timeout,
-            retries=settings.fhir_retries,
-        ) as client:
-            with click.progressbar(
-                paths, label="Pushing", file=click.get_text_stream("stderr")
-            ) as bar:
-                summary = push_translations(_translations(bar, settings), client)
+        with (
+            FhirClient(
+                fhir_url or settings.fhir_url,
+                timeout=settings.fhir_timeout,
+                retries=settings.fhir_retries,
+            ) as client,
+            click.progressbar(paths, label="Pushing", file=click.get_text_stream("stderr")) as bar,
+        ):
+            summary = push_translations(_translations(bar, settings), client)
         if as_json:
             echo_json(asdict(summary))
         else:
