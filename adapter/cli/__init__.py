@@ -24,9 +24,9 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so each command module can import helpers from this package freely.
-    from adapter.cli import dev_fhir, messages, score
+    from adapter.cli import dev_fhir, messages, score, simulate
 
-    for command in (*dev_fhir.COMMANDS, *messages.COMMANDS, *score.COMMANDS):
+    for command in (*dev_fhir.COMMANDS, *messages.COMMANDS, *score.COMMANDS, *simulate.COMMANDS):
         main.add_command(command)
 
 
