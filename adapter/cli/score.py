@@ -123,7 +123,7 @@ def _refuse_unused(name: str, given: Mapping[str, Any]) -> None:
     unused = [
         key
         for key, value in given.items()
-        if value not in (None, False) and key not in _INPUTS[name]
+        if value is not None and value is not False and key not in _INPUTS[name]
     ]
     if unused:
         options = ", ".join("--" + key.replace("_", "-") for key in unused)
