@@ -73,6 +73,12 @@ def _bound(points: int) -> int:
     return min(max(points, _MIN_SCORE), _MAX_SCORE)
 
 
+def _meld_bounded(labs: _Labs) -> tuple[Decimal, Decimal, Decimal]:
+    """(bilirubin, INR, creatinine) as MELD and MELD-Na use them, bounds applied."""
+    crea = Decimal(4) if labs.dialysis else clamp(labs.creatinine, _ONE, Decimal(4))
+    return max(labs.bilirubin, _ONE), max(labs.inr, _ONE), crea
+
+
 def _meld_i(labs: _Labs) -> int:
     """MELD(i): OPTN Policy 9.1.D; Kamath et al., Hepatology 2001;33:464-470; Wiesner et al.,
     Gastroenterology 2003;124:91-96.
@@ -81,9 +87,7 @@ def _meld_i(labs: _Labs) -> int:
     below 1.0 set to 1.0; Cr above 4.0, or any Cr after two or more dialyses (or 24 h of CVVHD)
     in the prior week, set to 4.0; rounded to the tenth, then multiplied by 10.
     """
-    bili = max(labs.bilirubin, _ONE)
-    inr = max(labs.inr, _ONE)
-    crea = Decimal(4) if labs.dialysis else clamp(labs.creatinine, _ONE, Decimal(4))
+    bili, inr, crea = _meld_bounded(labs)
     raw = (
         Decimal("0.957") * crea.ln()
         + Decimal("0.378") * bili.ln()
@@ -187,6 +191,18 @@ class _Meld3Inputs:
     female: Decimal
 
 
+def _meld_3_bounded(v: _Meld3Inputs) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    """(bilirubin, INR, creatinine, sodium, albumin) as MELD 3.0 uses them, bounds applied."""
+    crea = Decimal(3) if v.labs.dialysis else clamp(v.labs.creatinine, _ONE, Decimal(3))
+    return (
+        max(v.labs.bilirubin, _ONE),
+        max(v.labs.inr, _ONE),
+        crea,
+        clamp(v.sodium, _NA_LOW, _NA_HIGH),
+        clamp(v.albumin, Decimal("1.5"), Decimal("3.5")),
+    )
+
+
 def _meld_3_raw(v: _Meld3Inputs) -> Decimal:
     """MELD 3.0: Kim et al., Gastroenterology 2021;161:1887-1895.e4; OPTN Policy 9.1.D
     effective 2023-07-13.
@@ -195,18 +211,16 @@ def _meld_3_raw(v: _Meld3Inputs) -> Decimal:
     + 11.14·ln(Cr) + 1.85·(3.5 - alb) - 1.83·(3.5 - alb)·ln(Cr) + 6; bili, INR and Cr at least
     1.0; Cr at most 3.0 and 3.0 on dialysis; Na 125..137 mmol/L; albumin 1.5..3.5 g/dL.
     """
-    ln_bili = max(v.labs.bilirubin, _ONE).ln()
-    ln_inr = max(v.labs.inr, _ONE).ln()
-    crea = Decimal(3) if v.labs.dialysis else clamp(v.labs.creatinine, _ONE, Decimal(3))
-    ln_crea = crea.ln()
-    na_gap = Decimal(137) - clamp(v.sodium, _NA_LOW, _NA_HIGH)
-    alb_gap = Decimal("3.5") - clamp(v.albumin, Decimal("1.5"), Decimal("3.5"))
+    bili, inr, crea, sodium, albumin = _meld_3_bounded(v)
+    ln_bili, ln_crea = bili.ln(), crea.ln()
+    na_gap = Decimal(137) - sodium
+    alb_gap = Decimal("3.5") - albumin
     return (
         Decimal("1.33") * v.female
         + Decimal("4.56") * ln_bili
         + Decimal("0.82") * na_gap
         - Decimal("0.24") * na_gap * ln_bili
-        + Decimal("9.09") * ln_inr
+        + Decimal("9.09") * inr.ln()
         + Decimal("11.14") * ln_crea
         + Decimal("1.85") * alb_gap
         - Decimal("1.83") * alb_gap * ln_crea
