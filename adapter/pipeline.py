@@ -39,7 +39,11 @@ def translate(
     data: bytes, source: str, settings: Settings, mappings: MappingSet
 ) -> Iterator[Translation]:
     """Every message in ``data`` as a transaction Bundle, or refused with the reason."""
-    parsed = parse_bytes(data, forced_charset=settings.forced_charset)
+    try:
+        parsed = parse_bytes(data, forced_charset=settings.forced_charset)
+    except MessageError as exc:  # the file as a whole is not HL7v2
+        yield Translation(source, None, None, None, exc)
+        return
     for message in parsed:
         where = source if len(parsed) == 1 else f"{source}#{message.position}"
         if message.report is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -109,7 +110,7 @@ def push_command(
                 timeout=settings.fhir_timeout,
                 retries=settings.fhir_retries,
             ) as client,
-            click.progressbar(paths, label="Pushing", file=click.get_text_stream("stderr")) as bar,
+            click.progressbar(paths, label="Pushing", file=sys.stderr) as bar,
         ):
             summary = push_translations(_translations(bar, settings), client)
         if as_json:
