@@ -276,6 +276,12 @@ export function validateForStorage(resource) {
 }
 
 function invalid(issues) {
+  // Medplum names the element only in `expression`; clients often show just the text.
+  const named = issues.map((issue) => {
+    const where = issue.expression?.[0];
+    const text = issue.details?.text ?? '';
+    return where && !text.includes(where) ? { ...issue, details: { ...issue.details, text: `${text} (at ${where})` } } : issue;
+  });
   // No outcome id: Medplum's getStatus() maps an error outcome without a known id to 400.
-  return new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: issues });
+  return new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: named });
 }

@@ -72,10 +72,11 @@ export class DevFhir {
       try {
         return await handler(req, repo, router, options);
       } catch (err) {
-        if (!(err instanceof OperationOutcomeError)) {
-          console.error(`dev-fhir: unexpected error in ${method} ${req.url}:`, err);
+        if (err instanceof OperationOutcomeError) {
+          return [err.outcome];
         }
-        return [normalizeOperationOutcome(err)];
+        console.error(`dev-fhir: unexpected error in ${method} ${req.url}:`, err);
+        return [serverError(err)];
       }
     };
     const existing = this.router.router.routes.find(
@@ -87,6 +88,14 @@ export class DevFhir {
       this.router.add(method, path, wrapped, interaction);
     }
   }
+}
+
+/** An outcome for a bug in the dev server: HTTP 500, never an HTML page or a dropped connection. */
+export function serverError(err) {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'fatal', code: 'exception', details: { text: `Internal error: ${err?.message ?? err}` } }],
+  };
 }
 
 export function notFoundOutcome(text) {
@@ -215,7 +224,7 @@ async function history(req, repo) {
   const count = Math.min(intParam(req.query, '_count') ?? 100, MAX_PAGE_SIZE);
   const offset = intParam(req.query, '_offset') ?? 0;
   const since = lastValue(req.query._since);
-  const all = repo.history({ resourceType, id, since });
+  const all = repo.historyEntries({ resourceType, id, since });
   const page = all.slice(offset, offset + count);
 
   const path = [resourceType, id, '_history'].filter(Boolean).join('/');

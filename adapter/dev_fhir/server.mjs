@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { allOk, badRequest } from '@medplum/core';
 import { loadDefinitions } from './definitions.mjs';
-import { DevFhir, etagOf, notFoundOutcome } from './fhir.mjs';
+import { DevFhir, etagOf, notFoundOutcome, serverError } from './fhir.mjs';
 import { DevRepository } from './store.mjs';
 
 const BASE_PATH = '/fhir';
@@ -271,11 +271,5 @@ function info(text) {
   return { ...allOk, issue: [{ severity: 'information', code: 'informational', details: { text } }] };
 }
 
-function serverError(err) {
-  return {
-    resourceType: 'OperationOutcome',
-    issue: [{ severity: 'fatal', code: 'exception', details: { text: `Internal error: ${err?.message ?? err}` } }],
-  };
-}
 
 main();

@@ -128,7 +128,7 @@ export class DevRepository extends MemoryRepository {
    * History entries, newest first. With `id`, one resource's; with only `resourceType`, a
    * type's; with neither, the whole server's. `since` is an instant (string), inclusive.
    */
-  history({ resourceType, id, since } = {}) {
+  historyEntries({ resourceType, id, since } = {}) {
     let entries;
     if (id) {
       entries = this.#versions.get(`${resourceType}/${id}`);
@@ -149,7 +149,7 @@ export class DevRepository extends MemoryRepository {
     return {
       resourceType: 'Bundle',
       type: 'history',
-      entry: this.history({ resourceType, id }).map((e) => ({ resource: e.resource && deepClone(e.resource) })),
+      entry: this.historyEntries({ resourceType, id }).map((e) => ({ resource: e.resource && deepClone(e.resource) })),
     };
   }
 
