@@ -95,7 +95,11 @@ class DataFile {
         fail(`cannot load ${this.path}: ${err.message}`);
       }
     }
-    this.save(); // also proves early that the file can be written
+    try {
+      this.save(); // also proves early that the file can be written
+    } catch (err) {
+      fail(`cannot write ${this.path}: ${err.message}`);
+    }
   }
 
   saveIfChanged() {
