@@ -24,10 +24,11 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so each command module can import helpers from this package freely.
-    from adapter.cli import dev_fhir, messages, score, simulate
+    from adapter.cli import demo, dev_fhir, messages, score, simulate
 
-    for command in (*dev_fhir.COMMANDS, *messages.COMMANDS, *score.COMMANDS, *simulate.COMMANDS):
-        main.add_command(command)
+    for module in (demo, dev_fhir, messages, score, simulate):
+        for command in module.COMMANDS:
+            main.add_command(command)
 
 
 _register()

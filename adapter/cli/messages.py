@@ -30,11 +30,11 @@ _CONFIG = click.option(
 
 
 def _files(paths: tuple[Path, ...]) -> list[Path]:
-    """The files named, with directories expanded to their files in name order."""
+    """The files named, with directories expanded to their ``*.hl7`` files in name order."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix != ".json"))
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".hl7"))
         else:
             files.append(path)
     return files

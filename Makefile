@@ -1,0 +1,34 @@
+# Two entry points, both doing their own set-up on a fresh machine:
+#   make demo   the main job on the embedded default (local FHIR server, sample LIS feed)
+#   make test   lint, type-check and the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+NODE_DIR := adapter/dev_fhir
+
+.PHONY: setup demo test lint clean
+
+setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+demo: setup
+	$(BIN)/trialbridge demo
+
+lint: setup
+	$(BIN)/ruff check adapter tests
+	$(BIN)/ruff format --check adapter tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules demo-out

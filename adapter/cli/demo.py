@@ -1,0 +1,89 @@
+"""CLI command ``demo``: the main job on the embedded default, end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from adapter.cli._common import cli_errors, echo_json
+from adapter.config import DEFAULT_CONFIG, load_settings
+from adapter.demo import DemoResult, run_demo
+from adapter.dev_fhir import DevFhirServer
+from adapter.fhir_client import FhirClient
+from adapter.mappings import load_mappings
+
+T = TypeVar("T")
+
+
+def _progress(items: Iterable[T], label: str) -> Iterable[T]:
+    with click.progressbar(list(items), label=label, file=sys.stderr) as bar:
+        yield from bar
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out/feed"),
+    show_default=True,
+    help="Folder for the sample LIS feed (its earlier *.hl7 files are replaced).",
+)
+@click.option("--port", type=int, default=0, show_default=True, help="Dev server port (0: any).")
+@click.option("--keep-running", is_flag=True, help="Leave the FHIR server up until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def demo(out: Path, port: int, keep_running: bool, as_json: bool) -> None:
+    """Start the local FHIR server, write the sample LIS feed, push it, and show what landed.
+
+    Prints the Observations per analyte on the server and one trial subject's results.
+
+    Example: trialbridge demo --keep-running
+    """
+    with cli_errors():
+        settings = load_settings(DEFAULT_CONFIG)
+        mappings = load_mappings(settings.mappings_dir)
+        with DevFhirServer(port=port) as server:
+            click.echo(f"Local FHIR server: {server.base_url}", err=True)
+            with FhirClient(server.base_url, timeout=settings.fhir_timeout) as client:
+                result = run_demo(out, client, settings, mappings, _progress)
+            if as_json:
+                echo_json(asdict(result))
+            else:
+                _print(result, server.base_url)
+            if keep_running:
+                click.echo(f"Serving {server.base_url} until Ctrl-C.", err=True)
+                _wait_forever()
+
+
+def _print(result: DemoResult, base_url: str) -> None:
+    push = result.push
+    click.echo(f"Sample feed: {result.files} files in {result.feed_dir}")
+    click.echo(
+        f"Pushed {push.pushed} of {push.messages} messages: {push.observations} results "
+        f"written, {push.held} held (not study analytes), {push.refused} refused, "
+        f"{push.failed} failed."
+    )
+    click.echo("\nObservations on the FHIR server, per study analyte:")
+    for key, count in result.landed_by_analyte.items():
+        click.echo(f"  {key:<16} {count:>6}")
+    click.echo(f"\nResults of the patient with MRN {result.subject_mrn} (first trial subject):")
+    for row in result.subject_results:
+        click.echo(
+            f"  {row['date']:<26} {row['loinc']:<8} {row['analyte'][:40]:<40} "
+            f"{row['value']:<16} {row['status']}"
+        )
+    click.echo(f"\nExplore: {base_url}/Observation?code=http://loinc.org|1742-6")
+
+
+def _wait_forever() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+COMMANDS: list[click.Command] = [demo]
