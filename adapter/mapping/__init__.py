@@ -35,7 +35,9 @@ class MappedResult:
     order: Order
     result: Result
     analyte: Analyte
+    matched: Coding  # the OBX-3 coding that matched the analyte's rule in mappings/
     status: StatusRule
+    factor: Factor | None  # the conversion applied to reach the canonical unit (None: none)
     quantity: Quantity | None  # in the canonical unit; None when there is no value
     as_sent: Quantity | None  # the value in the lab's unit, when it was converted
     reference_low: Decimal | None
@@ -79,7 +81,7 @@ def map_report(report: Report, mappings: MappingSet, *, default_offset: str) -> 
 def _map_result(
     report: Report, order: Order, result: Result, mappings: MappingSet, offset: str
 ) -> MappedResult:
-    analyte = _analyte(result, mappings)
+    analyte, matched = _analyte(result, mappings)
     rule = _status(result)
     if order.order_number() is None:
         _fail(result, "the order has neither a filler (OBR-3) nor a placer (OBR-2) number", 3)
@@ -90,7 +92,9 @@ def _map_result(
         order=order,
         result=result,
         analyte=analyte,
+        matched=matched,
         status=rule,
+        factor=factor if factor and factor != Factor(Decimal(1)) else None,
         quantity=_converted(as_sent, factor, analyte),
         as_sent=as_sent if as_sent and as_sent.unit != analyte.unit else None,
         reference_low=_bound(bounds.low if bounds else None, factor),
@@ -105,11 +109,11 @@ def _fail(result: Result, reason: str, field: int) -> None:
     raise MappingError(reason, location=f"{result.location}.{field}")
 
 
-def _analyte(result: Result, mappings: MappingSet) -> Analyte:
+def _analyte(result: Result, mappings: MappingSet) -> tuple[Analyte, Coding]:
     for coding in result.codings:
         analyte = mappings.analyte_for(coding.system, coding.code)
         if analyte is not None:
-            return analyte
+            return analyte, coding
     sent = ", ".join(f"{c.code} ({c.system or 'no system'})" for c in result.codings) or "none"
     raise MappingError(
         f"code {sent} is not in mappings/analytes.yaml",
