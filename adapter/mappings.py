@@ -22,6 +22,7 @@ from adapter.errors import ConfigError
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 _LOINC = re.compile(r"^\d{1,7}-\d$")
 _LINE = "__line__"
+VALUE_KINDS = ("quantity", "text", "coded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,9 @@ class Analyte:
     display: str
     loinc: str
     loinc_display: str
-    unit: str  # canonical UCUM code
+    unit: str  # canonical UCUM code ("" for text and coded analytes)
     factors: Mapping[str, Factor]  # other UCUM unit -> factor to the canonical unit
+    value: str = "quantity"  # what OBX-5 must carry: quantity, text or coded
 
     def factor_from(self, ucum: str) -> Factor | None:
         """The factor that turns a value in ``ucum`` into the canonical unit, if known."""
@@ -175,7 +177,14 @@ def _analyte(
             path=str(path),
             line=node.get(_LINE),
         )
-    unit = str(_require(node, "unit", path))
+    value = str(node.get("value", "quantity"))
+    if value not in VALUE_KINDS:
+        raise ConfigError(
+            f"analyte '{key}': value {value!r} must be one of {', '.join(VALUE_KINDS)}",
+            path=str(path),
+            line=node.get(_LINE),
+        )
+    unit = str(_require(node, "unit", path)) if value == "quantity" else str(node.get("unit", ""))
     codes = _require(node, "codes", path)
     if not isinstance(codes, list):
         raise ConfigError(f"analyte '{key}': 'codes' must be a list", path=str(path))
@@ -186,6 +195,7 @@ def _analyte(
         loinc_display=str(node.get("loinc_display", node.get("display", key))),
         unit=unit,
         factors=_factors(key, node, path, known_units),
+        value=value,
     )
     return analyte, codes
 
