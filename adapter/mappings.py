@@ -70,12 +70,23 @@ class Analyte:
     unit: str  # canonical UCUM code ("" for text and coded analytes)
     factors: Mapping[str, Factor]  # other UCUM unit -> factor to the canonical unit
     value: str = "quantity"  # what OBX-5 must carry: quantity, text or coded
+    line: int | None = None  # where the analyte is defined in analytes.yaml
 
     def factor_from(self, ucum: str) -> Factor | None:
         """The factor that turns a value in ``ucum`` into the canonical unit, if known."""
         if ucum == self.unit:
             return Factor(Decimal(1))
         return self.factors.get(ucum)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRule:
+    """One entry of an analyte's ``codes`` list, and the line it is written on."""
+
+    system: str
+    code: str
+    analyte: str  # the analyte key
+    line: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +97,12 @@ class MappingSet:
     analytes: Mapping[str, Analyte]
     by_code: Mapping[tuple[str, str], Analyte]  # (system upper, code upper) -> analyte
     unit_aliases: Mapping[str, str] = field(default_factory=dict)  # lower-case text -> UCUM
+    rules: Mapping[tuple[str, str], CodeRule] = field(default_factory=dict)  # same keys as by_code
+    directory: Path | None = None  # where the files were read from
+
+    def rule_for(self, system: str, code: str) -> CodeRule | None:
+        """The ``codes`` entry an OBX-3 coding matches (with its line), or None."""
+        return self.rules.get((system.strip().upper(), code.strip().upper()))
 
     def analyte_for(self, system: str, code: str) -> Analyte | None:
         """The analyte an OBX-3 coding means, or None when it is not mapped."""
@@ -117,11 +134,15 @@ def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> MappingSet:
     units_doc = _read_yaml(units_path)
     aliases = _unit_aliases(units_doc, units_path)
     analytes = _analytes(analytes_doc, analytes_path, set(aliases.values()))
+    rules = _index_codes(analytes, analytes_path)
+    by_key = {a.key: a for a, _ in analytes}
     return MappingSet(
         version=str(_require(analytes_doc, "version", analytes_path)),
-        analytes={a.key: a for a, _ in analytes},
-        by_code=_index_codes(analytes, analytes_path),
+        analytes=by_key,
+        by_code={key: by_key[rule.analyte] for key, rule in rules.items()},
         unit_aliases=aliases,
+        rules=rules,
+        directory=directory,
     )
 
 
@@ -196,6 +217,7 @@ def _analyte(
         unit=unit,
         factors=_factors(key, node, path, known_units),
         value=value,
+        line=node.get(_LINE),
     )
     return analyte, codes
 
@@ -235,22 +257,25 @@ def _parse_factor(text: str, key: str, path: Path, line: int | None) -> Factor:
 
 def _index_codes(
     analytes: list[tuple[Analyte, list[dict[str, Any]]]], path: Path
-) -> dict[tuple[str, str], Analyte]:
-    index: dict[tuple[str, str], Analyte] = {}
+) -> dict[tuple[str, str], CodeRule]:
+    index: dict[tuple[str, str], CodeRule] = {}
     for analyte, codes in analytes:
         for entry in codes:
             if not isinstance(entry, dict) or not entry.get("code") or not entry.get("system"):
                 raise ConfigError(
                     f"analyte '{analyte.key}': each code needs 'system' and 'code'",
                     path=str(path),
+                    line=entry.get(_LINE) if isinstance(entry, dict) else analyte.line,
                 )
             key = (str(entry["system"]).upper(), str(entry["code"]).upper())
-            if key in index and index[key].key != analyte.key:
+            if key in index and index[key].analyte != analyte.key:
                 raise ConfigError(
-                    f"code {key[1]} ({key[0]}) is mapped to both '{index[key].key}' and "
+                    f"code {key[1]} ({key[0]}) is mapped to both '{index[key].analyte}' and "
                     f"'{analyte.key}'",
                     path=str(path),
                     line=entry.get(_LINE),
                 )
-            index[key] = analyte
+            if key not in index:
+                line = entry.get(_LINE)
+                index[key] = CodeRule(str(entry["system"]), str(entry["code"]), analyte.key, line)
     return index
