@@ -54,8 +54,11 @@ class FhirClient:
         body = simplejson.dumps(bundle, use_decimal=True)
         return self._request("POST", self.base_url, data=body.encode("utf-8"))
 
-    def search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        """Every resource matching a search, following ``next`` links across pages."""
+    def search(self, resource_type: str, params: dict[str, str] | str) -> list[dict[str, Any]]:
+        """Every resource matching a search, following ``next`` links across pages.
+
+        ``params`` is a dict, or a query string already escaped (for ``,``-joined tokens).
+        """
         page = self._request("GET", f"{self.base_url}/{resource_type}", params=params)
         resources = [e["resource"] for e in page.get("entry", []) if "resource" in e]
         while next_url := _next_link(page):

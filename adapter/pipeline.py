@@ -11,10 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapter.build import build_transaction
+from adapter.build import build_transaction, result_identifier
 from adapter.config import Settings
 from adapter.errors import FhirError, MessageError
 from adapter.fhir_client import FhirClient
+from adapter.lifecycle import identifier_value, reconcile, stored_observations
 from adapter.mapping import HeldResult, MappedReport, map_report
 from adapter.mappings import MappingSet
 from adapter.parse import parse_bytes
@@ -71,6 +72,7 @@ class PushSummary:
     failed: int = 0
     observations: int = 0
     held: int = 0
+    skipped: int = 0  # results whose stored version is newer (e.g. P after F)
     by_analyte: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -86,14 +88,22 @@ def push_translations(translations: Iterable[Translation], client: FhirClient) -
             summary.errors.append(f"{item.source}: {item.error}")
             continue
         try:
-            client.transaction(item.bundle)
+            bundle, skipped = reconcile(item.bundle, stored_observations(client, item.bundle))
+            client.transaction(bundle)
         except FhirError as exc:
             summary.failed += 1
             summary.errors.append(f"{item.source} (message {item.message_id}): {exc}")
             continue
         summary.pushed += 1
-        for result in item.mapped.results:
-            summary.observations += 1
-            key = result.analyte.key
-            summary.by_analyte[key] = summary.by_analyte.get(key, 0) + 1
+        summary.skipped += len(skipped)
+        _count_written(summary, item.mapped, bundle)
     return summary
+
+
+def _count_written(summary: PushSummary, mapped: MappedReport, bundle: dict[str, Any]) -> None:
+    analyte_of = {result_identifier(r, mapped.report): r.analyte.key for r in mapped.results}
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Observation":
+            key = analyte_of[identifier_value(entry["resource"])]
+            summary.observations += 1
+            summary.by_analyte[key] = summary.by_analyte.get(key, 0) + 1

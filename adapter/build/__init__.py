@@ -51,18 +51,19 @@ def build_transaction(mapped: MappedReport, ids: Identifiers) -> dict[str, Any]:
             "request": {"method": "POST", "url": "Patient", "ifNoneExist": _query(patient_token)},
         }
     ]
+    observations: dict[str, dict[str, Any]] = {}
     for result in mapped.results:
         observation = build_observation(result, report, patient_url, ids)
         token = _token(observation)
-        entries.append(
-            {
-                "fullUrl": _urn(token),
-                "resource": _checked(
-                    Observation, observation, report.message_id, result.result.location
-                ),
-                "request": {"method": "PUT", "url": f"Observation?{_query(token)}"},
-            }
-        )
+        # The same order repeated in one message: the latest occurrence wins.
+        observations[token] = {
+            "fullUrl": _urn(token),
+            "resource": _checked(
+                Observation, observation, report.message_id, result.result.location
+            ),
+            "request": {"method": "PUT", "url": f"Observation?{_query(token)}"},
+        }
+    entries.extend(observations.values())
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     _checked(Bundle, bundle, report.message_id, "MSH")
     return bundle

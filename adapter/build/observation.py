@@ -80,7 +80,7 @@ def build_observation(
     }
     _put(observation, "effectiveDateTime", mapped.effective)
     _put(observation, "issued", mapped.issued)
-    observation.update(_value(mapped))
+    observation.update(_value(mapped, report, ids))
     _put(observation, "interpretation", _interpretation(mapped.result.flags))
     _put(observation, "note", _notes(mapped))
     _put(observation, "referenceRange", _reference_range(mapped))
@@ -113,7 +113,11 @@ def _sent_coding(sent: Coding, report: Report, ids: Identifiers) -> dict[str, An
     return coding
 
 
-def _value(mapped: MappedResult) -> dict[str, Any]:
+def _value(mapped: MappedResult, report: Report, ids: Identifiers) -> dict[str, Any]:
+    if mapped.text is not None:
+        return {"valueString": mapped.text}
+    if mapped.codes:
+        return _coded_value(mapped, report, ids)
     if mapped.quantity is not None:
         value: dict[str, Any] = {"valueQuantity": _quantity(mapped.quantity)}
         if mapped.as_sent is not None:
@@ -125,6 +129,23 @@ def _value(mapped: MappedResult) -> dict[str, Any]:
     if reason is None:
         return {}
     return {"dataAbsentReason": {"coding": [{"system": _ABSENT, "code": reason}]}}
+
+
+def _coded_value(mapped: MappedResult, report: Report, ids: Identifiers) -> dict[str, Any]:
+    """One coded value -> valueCodeableConcept; repeats -> one component each (none is cut)."""
+    concepts = [_concept(codings, report, ids) for codings in mapped.codes]
+    if len(concepts) == 1:
+        return {"valueCodeableConcept": concepts[0]}
+    code = _code(mapped, report, ids)
+    return {"component": [{"code": code, "valueCodeableConcept": c} for c in concepts]}
+
+
+def _concept(codings: tuple[Coding, ...], report: Report, ids: Identifiers) -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [_sent_coding(c, report, ids) for c in codings if c.code]}
+    text = next((c.text for c in codings if c.text), "")
+    if text:
+        concept["text"] = text
+    return {k: v for k, v in concept.items() if v}
 
 
 def _quantity(quantity: Quantity) -> dict[str, Any]:

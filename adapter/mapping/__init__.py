@@ -45,6 +45,8 @@ class MappedResult:
     reference_text: str
     effective: str | None  # FHIR dateTime
     issued: str | None  # FHIR instant
+    text: str | None = None  # a text analyte's value: every OBX-5 repetition, one per line
+    codes: tuple[tuple[Coding, ...], ...] = ()  # a coded analyte's values: codings per repetition
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,11 @@ def _map_result(
     rule = _status(result)
     if order.order_number() is None:
         _fail(result, "the order has neither a filler (OBR-3) nor a placer (OBR-2) number", 3)
-    as_sent = _as_sent(result, analyte, rule, mappings) if rule.keeps_value else None
+    values = [v for v in result.values if v]
+    if not values and rule.keeps_value and not rule.finalises_stored:
+        _fail(result, f"a {rule.fhir_status} result (OBX-11) has no value", 5)
+    numeric = analyte.value == "quantity" and rule.keeps_value
+    as_sent = _as_sent(result, analyte, values, mappings) if numeric and values else None
     factor = _factor(result, analyte, as_sent)
     bounds = parse_range(result.reference_range)
     return MappedResult(
@@ -102,7 +108,16 @@ def _map_result(
         reference_text=result.reference_range,
         effective=_time(result, result.observed_at or order.observed_at, offset, 14),
         issued=to_fhir_instant(order.reported_at or report.sent_at, offset),
+        text="\n".join(values) if analyte.value == "text" and values else None,
+        codes=tuple(_codings_of(v) for v in values) if analyte.value == "coded" else (),
     )
+
+
+def _codings_of(value: str) -> tuple[Coding, ...]:
+    """A CWE/CE value ``code^text^system^alt code^alt text^alt system`` as its codings."""
+    parts = [p.strip() for p in value.split("^")] + [""] * 6
+    codings = (Coding(parts[0], parts[1], parts[2]), Coding(parts[3], parts[4], parts[5]))
+    return tuple(c for c in codings if c.code or c.text)
 
 
 def _fail(result: Result, reason: str, field: int) -> None:
@@ -133,12 +148,14 @@ def _status(result: Result) -> StatusRule:
     return rule
 
 
-def _as_sent(result: Result, analyte: Analyte, rule: StatusRule, m: MappingSet) -> Quantity | None:
-    values = [v for v in result.values if v]
-    if not values:
-        if rule.keeps_value and not rule.finalises_stored:
-            _fail(result, f"a {rule.fhir_status} result (OBX-11) has no value", 5)
-        return None
+def _as_sent(result: Result, analyte: Analyte, values: list[str], m: MappingSet) -> Quantity:
+    if len(values) > 1:
+        _fail(
+            result,
+            f"OBX-5 repeats {len(values)} values ({', '.join(values)}); {analyte.display} "
+            "takes one number",
+            5,
+        )
     number = parse_number(result.value_type, values[0])
     if number is None:
         _fail(
