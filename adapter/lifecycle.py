@@ -45,6 +45,7 @@ def reconcile(
     skipped. The input bundle is not changed."""
     entries: list[dict[str, Any]] = []
     skipped: list[Skipped] = []
+    left_out: set[str] = set()
     for entry in bundle["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] != "Observation":
@@ -54,9 +55,19 @@ def reconcile(
         decided, reason = _decide(resource, stored.get(key))
         if decided is None:
             skipped.append(Skipped(key, reason))
+            left_out.add(entry["fullUrl"])
         else:
             entries.append({**entry, "resource": decided})
-    return {**bundle, "entry": entries}, skipped
+    return {**bundle, "entry": [_without_targets(e, left_out) for e in entries]}, skipped
+
+
+def _without_targets(entry: dict[str, Any], left_out: set[str]) -> dict[str, Any]:
+    """A Provenance no longer targets what was left out of the transaction."""
+    resource = entry["resource"]
+    if resource["resourceType"] != "Provenance" or not left_out:
+        return entry
+    targets = [t for t in resource["target"] if t["reference"] not in left_out]
+    return {**entry, "resource": {**resource, "target": targets}}
 
 
 def _decide(

@@ -5,30 +5,51 @@ the wire). Each resource is checked against ``fhir.resources.R4B`` before it is 
 codes that library does not check (Observation.status, Bundle.type) come from fixed tables.
 
 Writes are conditional, so replaying a message changes nothing: the Patient is created only
-if its identifier is unknown (``ifNoneExist``) and each Observation is updated in place by
-its identifier (``PUT Observation?identifier=...``).
+if its identifier is unknown (``ifNoneExist``), each Observation is updated in place by its
+identifier (``PUT Observation?identifier=...``), and the Provenance has an id derived from
+the message and the mappings (``PUT Provenance/<id>``).
+
+With a :class:`TrialLink`, the Patient is the subject's pseudonymous one and each Observation
+carries the study link and its visit tag; without one (dry runs, the pre-trial demo), a
+placeholder Patient keyed by the LIS identifier.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.provenance import Provenance
 from pydantic import ValidationError
 
 from adapter.build.observation import build_observation, result_identifier
 from adapter.build.patient import build_patient
+from adapter.build.provenance import MessageSource, provenance
 from adapter.config import Identifiers
 from adapter.errors import MappingError
 from adapter.mapping import MappedReport
+from adapter.trial.resources import SubjectRecord, link_observation, pseudonymous_patient
+from adapter.trial.study import Study
+from adapter.trial.visits import visit_of
 
-__all__ = ["build_transaction", "result_identifier", "search_token"]
+__all__ = ["TrialLink", "build_transaction", "result_identifier", "search_token"]
 
 _UUID_NAMESPACE = uuid.UUID("7f1c9f7e-6c1b-4f0e-9d64-5a6f7d1e2b30")
+
+
+@dataclass(frozen=True, slots=True)
+class TrialLink:
+    """The enrolled subject a report belongs to, and the study's day 0 for them."""
+
+    study: Study
+    subject: SubjectRecord
+    day0: date
 
 
 def search_token(system: str, value: str) -> str:
@@ -38,22 +59,25 @@ def search_token(system: str, value: str) -> str:
     return quote(f"{system}|{escaped}", safe="")
 
 
-def build_transaction(mapped: MappedReport, ids: Identifiers) -> dict[str, Any]:
-    """The transaction Bundle for one report: its Patient and an Observation per result."""
+def build_transaction(
+    mapped: MappedReport,
+    ids: Identifiers,
+    *,
+    trial: TrialLink | None = None,
+    source: MessageSource | None = None,
+) -> dict[str, Any]:
+    """The transaction Bundle for one report: its Patient, an Observation per result, and
+    (given the message's source) the Provenance that ties them to it."""
     report = mapped.report
-    patient = build_patient(report, ids)
-    patient_token = _token(patient)
-    patient_url = _urn(patient_token)
-    entries = [
-        {
-            "fullUrl": patient_url,
-            "resource": _checked(Patient, patient, report.message_id, "PID"),
-            "request": {"method": "POST", "url": "Patient", "ifNoneExist": _query(patient_token)},
-        }
-    ]
+    patient_entry = _patient_entry(mapped, ids, trial)
     observations: dict[str, dict[str, Any]] = {}
     for result in mapped.results:
-        observation = build_observation(result, report, patient_url, ids)
+        observation = build_observation(result, report, patient_entry["fullUrl"], ids)
+        if trial is not None:
+            visit = (
+                visit_of(result.effective, trial.day0, trial.study) if result.effective else None
+            )
+            observation = link_observation(observation, trial.study, visit)
         token = _token(observation)
         # The same order repeated in one message: the latest occurrence wins.
         observations[token] = {
@@ -63,10 +87,41 @@ def build_transaction(mapped: MappedReport, ids: Identifiers) -> dict[str, Any]:
             ),
             "request": {"method": "PUT", "url": f"Observation?{_query(token)}"},
         }
-    entries.extend(observations.values())
+    entries = [patient_entry, *observations.values()]
+    if source is not None:
+        entries.append(
+            _provenance_entry(source, [e["fullUrl"] for e in entries], report.message_id)
+        )
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     _checked(Bundle, bundle, report.message_id, "MSH")
     return bundle
+
+
+def _patient_entry(
+    mapped: MappedReport, ids: Identifiers, trial: TrialLink | None
+) -> dict[str, Any]:
+    report = mapped.report
+    if trial is None:
+        patient = build_patient(report, ids)
+    else:
+        patient = pseudonymous_patient(trial.study, trial.subject)
+    token = _token(patient)
+    return {
+        "fullUrl": _urn(token),
+        "resource": _checked(Patient, patient, report.message_id, "PID"),
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": _query(token)},
+    }
+
+
+def _provenance_entry(source: MessageSource, targets: list[str], message_id: str) -> dict[str, Any]:
+    key = f"{source.message_key()}|{source.mappings_version}"
+    resource_id = str(uuid.uuid5(_UUID_NAMESPACE, key))
+    resource = {**provenance(source, targets), "id": resource_id}
+    return {
+        "fullUrl": f"urn:uuid:{resource_id}",
+        "resource": _checked(Provenance, resource, message_id, "MSH"),
+        "request": {"method": "PUT", "url": f"Provenance/{resource_id}"},
+    }
 
 
 def _token(resource: dict[str, Any]) -> str:
