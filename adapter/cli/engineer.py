@@ -1,0 +1,212 @@
+"""Commands for interface engineers: ``explain``, ``mappings check``, ``mappings diff`` and
+``check --conformance``. Each is a thin shell over :mod:`adapter.tools`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import simplejson
+
+from adapter.cli._common import cli_errors, echo_json
+from adapter.cli.messages import _CONFIG, _FILES, _files
+from adapter.config import Settings, load_settings
+from adapter.mappings import MappingSet, load_mappings
+from adapter.pipeline import Translation, translate
+from adapter.tools.conformance import check_conformance
+from adapter.tools.diff import diff_translations, old_mappings
+from adapter.tools.explain import explain
+from adapter.tools.lint import lint_directory
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _dumps(data: Any) -> str:
+    return simplejson.dumps(data, use_decimal=True, indent=2, ensure_ascii=False)
+
+
+@click.command("explain")
+@_FILES
+@_CONFIG
+@_JSON
+def explain_command(files: tuple[Path, ...], config_path: Path, as_json: bool) -> None:
+    """Show, for each OBX, the rule that matched, the conversion, the status decision and
+    the Observation it becomes; or why it was held.
+
+    Exit status 1 if a message is refused (the reason names the segment and field).
+
+    Example: trialbridge explain ../shared/corpus/hl7/mirth_small_CMP_local_codes_bad_dates.hl7
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        mappings = load_mappings(settings.mappings_dir)
+        explained = [
+            explain(item, mappings, settings.identifiers)
+            for path in _files(files)
+            for item in translate(path.read_bytes(), str(path), settings, mappings)
+        ]
+        if as_json:
+            click.echo(_dumps([e.as_dict() for e in explained]))
+        else:
+            for explanation in explained:
+                _print_explanation(explanation.as_dict())
+        refused = [e for e in explained if e.refused]
+        if refused:
+            raise click.ClickException(
+                "; ".join(f"{e.source}: refused: {e.refused}" for e in refused)
+            )
+
+
+def _print_explanation(data: dict[str, Any]) -> None:
+    if data["refused"]:
+        return
+    click.echo(f"{data['source']}: message {data['message_id']}")
+    for entry in data["results"]:
+        values = "~".join(entry["values"])
+        click.echo(
+            f"  {entry['location']} {entry['code']} = {values} {entry['unit']} "
+            f"(OBX-11 {entry['status']})"
+        )
+        if "held" in entry:
+            click.echo(f"    held:        {entry['held']}")
+            continue
+        rule = entry["rule"]
+        matched = rule["matched"]
+        click.echo(
+            f"    rule:        {rule['analyte']} (LOINC {rule['loinc']}), matched "
+            f"{matched['code']} ({matched['system']}) at {rule['where']}"
+        )
+        click.echo(f"    conversion:  {entry['conversion']}")
+        click.echo(f"    status:      {entry['status_decision']}")
+        if "superseded_by" in entry:
+            click.echo(f"    superseded:  by {entry['superseded_by']} (same identity)")
+        observation = _dumps(entry["observation"]).replace("\n", "\n      ")
+        click.echo(f"    Observation: {observation}")
+
+
+@click.group("mappings")
+def mappings_group() -> None:
+    """Check and compare the mapping files in mappings/."""
+
+
+@mappings_group.command("check")
+@click.argument(
+    "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@_CONFIG
+@_JSON
+def check_mappings_command(directory: Path | None, config_path: Path, as_json: bool) -> None:
+    """Lint analytes.yaml and units.yaml: schema, duplicate or conflicting codes, LOINC check
+    digits, UCUM units and aliases, and conversions to each canonical unit.
+
+    Every finding is printed as FILE:LINE: LEVEL: MESSAGE. Exit status 1 if there is an
+    error; warnings alone exit 0. DIRECTORY defaults to the configured mappings directory.
+
+    Example: trialbridge mappings check mappings/
+    """
+    with cli_errors():
+        target = directory or load_settings(config_path).mappings_dir
+        findings = lint_directory(target)
+        errors = sum(1 for f in findings if f.level == "error")
+        if as_json:
+            echo_json({"directory": str(target), "findings": [f.as_dict() for f in findings]})
+        else:
+            for finding in findings:
+                click.echo(str(finding))
+            click.echo(f"{errors} error(s), {len(findings) - errors} warning(s) in {target}")
+        if errors:
+            raise click.ClickException(f"{errors} error(s) in the mappings")
+
+
+@mappings_group.command("diff")
+@click.argument("messages", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--against",
+    required=True,
+    help="The old mappings: a git revision (HEAD~1, a tag) or a mappings directory.",
+)
+@click.option(
+    "--mappings",
+    "current_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The new mappings directory (default: the configured one).",
+)
+@_CONFIG
+@_JSON
+def diff_mappings_command(
+    messages: Path, against: str, current_dir: Path | None, config_path: Path, as_json: bool
+) -> None:
+    """Run every *.hl7 message in MESSAGES through the old and the current mappings and show
+    what would change, result by result: newly mapped, no longer mapped, different analyte,
+    different value or unit, different held reason.
+
+    Example: trialbridge mappings diff --against HEAD~1 demo-out/feed
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        current = current_dir or settings.mappings_dir
+        old, new = old_mappings(against, current), load_mappings(current)
+        paths = _files((messages,))
+        diff = diff_translations(_run(paths, settings, old), _run(paths, settings, new))
+        if as_json:
+            echo_json({"against": against, **diff.as_dict()})
+            return
+        for change in diff.changes:
+            click.echo(str(change))
+        counts = ", ".join(f"{n} {kind}" for kind, n in diff.counts().items()) or "no change"
+        click.echo(f"{diff.results} result(s) in {len(paths)} file(s) compared: {counts}")
+
+
+def _run(paths: list[Path], settings: Settings, mappings: MappingSet) -> list[Translation]:
+    return [
+        item
+        for path in paths
+        for item in translate(path.read_bytes(), str(path), settings, mappings)
+    ]
+
+
+@click.command("check")
+@_FILES
+@click.option(
+    "--conformance",
+    is_flag=True,
+    required=True,
+    help="Check structure and datatypes against the HL7 version in MSH-12 (hl7apy).",
+)
+@_CONFIG
+@_JSON
+def check_command(
+    files: tuple[Path, ...], conformance: bool, config_path: Path, as_json: bool
+) -> None:
+    """Check each message's structure and datatypes against the HL7 version it declares
+    (MSH-12), offline, with hl7apy. Each problem names its segment and field.
+
+    Exit status 1 when a message is not conformant (errors; warnings alone pass).
+
+    Example: trialbridge check --conformance ../shared/corpus/hl7/pyhl7_sample_glucose_SN_FN.hl7
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        report = []
+        for path in _files(files):
+            for result in check_conformance(path.read_bytes(), settings.forced_charset):
+                report.append({"file": str(path), **result.as_dict()})
+        if as_json:
+            echo_json(report)
+        else:
+            for entry in report:
+                verdict = "conformant" if entry["conformant"] else "NOT conformant"
+                click.echo(
+                    f"{entry['file']}#{entry['position']}: message {entry['message_id']} "
+                    f"(v{entry['version']}): {verdict}"
+                )
+                for problem in entry["problems"]:
+                    click.echo(f"  {problem['location']}: {problem['level']}: {problem['message']}")
+        failing = sum(1 for entry in report if not entry["conformant"])
+        if failing:
+            raise click.ClickException(f"{failing} message(s) not conformant")
+
+
+COMMANDS: list[click.Command] = [explain_command, mappings_group, check_command]
