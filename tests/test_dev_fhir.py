@@ -676,3 +676,36 @@ def test_data_file_survives_restart(http: requests.Session, tmp_path: Path) -> N
             f"{server.base_url}/Patient/{created['id']}", json={**updated, "gender": "male"}
         )
         assert again.headers["ETag"] == 'W/"3"'
+
+
+def test_identifier_search_follows_updates_deletes_and_rollbacks(
+    http: requests.Session, fhir_url: str
+) -> None:
+    def found(filler: str) -> list[str]:
+        return ids(search(http, fhir_url, f"Observation?identifier={LAB}|{filler}"))
+
+    created = create(http, fhir_url, observation("I1"))
+    oid = created["id"]
+    renamed = {**created, "identifier": [{"system": LAB, "value": "I2"}]}
+    assert http.put(f"{fhir_url}/Observation/{oid}", json=renamed).status_code == 200
+    assert found("I1") == [] and found("I2") == [oid]
+
+    failing = transaction(
+        {
+            "resource": {**renamed, "identifier": [{"system": LAB, "value": "I3"}]},
+            "request": {"method": "PUT", "url": f"Observation/{oid}"},
+        },
+        {
+            "resource": observation("I4", status="bogus"),
+            "request": {"method": "POST", "url": "Observation"},
+        },
+    )
+    assert http.post(fhir_url, json=failing).status_code == 400
+    assert found("I3") == [] and found("I2") == [oid]
+
+    assert http.delete(f"{fhir_url}/Observation/{oid}").status_code == 200
+    assert found("I2") == []
+    # The index is a shortcut only: other filters still apply.
+    create(http, fhir_url, observation("I5", AST))
+    assert found("I5") != []
+    assert ids(search(http, fhir_url, f"Observation?identifier={LAB}|I5&code={LOINC}|{ALT}")) == []
