@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +18,7 @@ import pytest
 import requests
 
 from adapter.dev_fhir import DevFhirServer
+from adapter.errors import DevServerError
 
 FHIR_JSON = "application/fhir+json"
 LOINC = "http://loinc.org"
@@ -709,3 +716,45 @@ def test_identifier_search_follows_updates_deletes_and_rollbacks(
     create(http, fhir_url, observation("I5", AST))
     assert found("I5") != []
     assert ids(search(http, fhir_url, f"Observation?identifier={LAB}|I5&code={LOINC}|{ALT}")) == []
+
+
+# -- launcher and command line --------------------------------------------------------------------
+
+
+def test_missing_node_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DevServerError, match="`node` was not found"):
+        DevFhirServer().start()
+
+
+def test_cli_runs_in_the_foreground_until_sigterm(http: requests.Session, tmp_path: Path) -> None:
+    data = tmp_path / "sub" / "store.json"
+    command = [sys.executable, "-c", "from adapter.cli import main; main()", "dev-fhir"]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--data", str(data), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        stdout = process.stdout
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        ready = lines.get(timeout=60)
+        match = re.fullmatch(r"dev-fhir ready on (http://127\.0\.0\.1:\d+/fhir)\n", ready)
+        assert match, ready
+        base = match.group(1)
+        assert http.get(f"{base}/metadata").status_code == 200
+        create(http, base, patient("S-500"))
+
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "S-500" in data.read_text()
+        with pytest.raises(requests.ConnectionError):
+            http.get(f"{base}/metadata", timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
