@@ -14,6 +14,7 @@ request at a time.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import re
@@ -77,9 +78,24 @@ def needs_install() -> bool:
 
 
 def ensure_installed() -> None:
-    """Install the server's npm dependencies (``npm ci``) unless they are already up to date."""
+    """Install the server's npm dependencies (``npm ci``) unless they are already up to date.
+
+    Several processes may start servers at once (parallel test runs): a file lock makes one
+    of them install while the others wait, since ``npm ci`` first deletes node_modules.
+    """
     if not needs_install():
         return
+    lock_path = Path(tempfile.gettempdir()) / f"trialbridge-dev-fhir-{os.getuid()}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if needs_install():
+                _npm_ci()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _npm_ci() -> None:
     npm = _tool("npm")
     try:
         result = subprocess.run(
@@ -93,10 +109,13 @@ def ensure_installed() -> None:
     except (OSError, subprocess.SubprocessError) as exc:
         raise DevServerError(f"`npm ci` could not run in {SERVER_DIR}: {exc}") from exc
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        # npm states the cause first, then prints usage or a log path.
+        output = [
+            line for line in (result.stderr or result.stdout).splitlines() if "warn" not in line
+        ]
+        head = "\n".join(output[:8])
         raise DevServerError(
-            f"`npm ci` failed in {SERVER_DIR} (exit {result.returncode}); "
-            f"check that the npm registry is reachable:\n{tail}"
+            f"`npm ci` failed in {SERVER_DIR} (exit {result.returncode}); npm said:\n{head}"
         )
 
 
