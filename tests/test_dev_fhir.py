@@ -425,6 +425,7 @@ def test_transaction_is_all_or_nothing(http: requests.Session, fhir_url: str) ->
     outcome = response.json()
     text = issue_texts(outcome)
     assert "Bundle.entry[3]" in text and '"bogus"' in text
+    assert outcome["issue"][0]["expression"] == ["Bundle.entry[3].resource.status"]
 
     # Nothing of it stayed: no Patient, no new Observation, F60 still version 1 preliminary.
     assert search(http, fhir_url, "Patient")["total"] == 0

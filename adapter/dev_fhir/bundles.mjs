@@ -162,7 +162,10 @@ function describeFailure({ index, outcome }) {
     issue: (outcome.issue ?? []).map((issue) => ({
       ...issue,
       details: { ...issue.details, text: `${where}: ${issue.details?.text ?? issue.diagnostics ?? issue.code}` },
-      expression: (issue.expression ?? [where]).map((e) => (e.startsWith('Bundle.') ? e : `${where}.resource.${e}`)),
+      // "Observation.status" inside entry 3 is "Bundle.entry[3].resource.status".
+      expression: (issue.expression ?? [where]).map((e) =>
+        e.startsWith('Bundle.') ? e : `${where}.resource${e.replace(/^[A-Z][A-Za-z]*/, '')}`
+      ),
     })),
   };
 }
