@@ -55,7 +55,7 @@ def reconcile(
         decided, reason = _decide(resource, stored.get(key))
         if decided is None:
             skipped.append(Skipped(key, reason))
-            left_out.add(entry["fullUrl"])
+            left_out.add(entry.get("fullUrl", ""))
         else:
             entries.append({**entry, "resource": decided})
     return {**bundle, "entry": [_without_targets(e, left_out) for e in entries]}, skipped
