@@ -18,6 +18,7 @@ from adapter.parse.decode import codec_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "trialbridge.yaml"
+_SQLITE = "sqlite:///"
 _OFFSET = re.compile(r"^(Z|[+-](0\d|1[0-4]):[0-5]\d)$")
 
 
@@ -41,6 +42,7 @@ class Settings:
     forced_charset: str | None
     identifiers: Identifiers
     mappings_dir: Path
+    store_url: str  # SQLAlchemy URL of the state store (a relative SQLite path is under ROOT)
 
 
 def load_settings(
@@ -98,7 +100,22 @@ def _validate(raw: dict[str, dict[str, Any]], where: str) -> Settings:
             local_code=str(get("identifiers", "local_code")),
         ),
         mappings_dir=mappings if mappings.is_absolute() else ROOT / mappings,
+        store_url=_store_url(str(get("store", "url")), where),
     )
+
+
+def _store_url(url: str, where: str) -> str:
+    """The store URL, with a relative SQLite file placed under the repository root."""
+    if url.startswith("postgresql://"):  # the driver TrialBridge installs
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    if not url.startswith(_SQLITE):
+        raise ConfigError(
+            f"store.url {url!r} must be {_SQLITE}PATH or postgresql+psycopg://...", path=where
+        )
+    path = Path(url.removeprefix(_SQLITE))
+    return url if path.is_absolute() else f"{_SQLITE}{ROOT / path}"
 
 
 def _number(value: Any, name: str, where: str) -> float:
