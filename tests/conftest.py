@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pytest import MonkeyPatch
+from sqlalchemy import create_engine, text
 
 from adapter.dev_fhir import DevFhirServer
 
@@ -21,3 +25,36 @@ def fhir_url(dev_fhir_server: DevFhirServer) -> str:
     """The FHIR base URL of the dev server, with an empty store for this test."""
     dev_fhir_server.reset()
     return dev_fhir_server.base_url
+
+
+# The state store ------------------------------------------------------------------------
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def own_state_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: MonkeyPatch) -> str:
+    """Every test gets an empty SQLite state store of its own (``store.url`` overridden),
+    so no test writes into the repository's var/ or sees another test's inbox."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'trialbridge.sqlite'}"
+    monkeypatch.setenv("TRIALBRIDGE_STORE_URL", url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store URL on SQLite (a file in tmp_path) and on this machine's PostgreSQL
+    (a schema of its own in database ``test``, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    schema = f"tb_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

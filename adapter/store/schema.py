@@ -1,0 +1,140 @@
+"""The tables of the state store, as SQLAlchemy Core :class:`~sqlalchemy.Table` objects.
+
+These are what queries are written against. The DDL itself is owned by the Alembic
+migrations in ``migrations/versions/``; a test checks that the two agree on SQLite and
+PostgreSQL (``alembic.autogenerate.compare_metadata`` finds nothing to change).
+
+Portable by construction: only types, constraints and partial indexes that mean the same on
+both databases; times are stored in UTC and always read back time-zone aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Message status in the inbox.
+RECEIVED = "received"  # stored; not (yet) processed to the end, e.g. the FHIR server was down
+PROCESSED = "processed"  # translated and pushed (its held results are in held_results)
+REFUSED = "refused"  # cannot be used as sent; ``reason`` says why
+MESSAGE_STATUSES = (RECEIVED, PROCESSED, REFUSED)
+
+# Why a result is held (``held_results.reason_kind``).
+UNMAPPED_CODE = "unmapped_code"  # OBX-3 is not in mappings/analytes.yaml
+REASON_KINDS = (UNMAPPED_CODE, "unit", "value", "status", "order", "time", "other")
+
+# Column sizes: HL7 v2.5.1 lengths where the standard gives one (MSH-10 is ST 199).
+CONTROL_ID_LENGTH = 199
+SENDER_LENGTH = 255
+SHORT_TEXT_LENGTH = 255
+EXAMPLE_LENGTH = 64
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A time-zone-aware instant, stored in UTC (SQLite has no time zones: naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the store only takes time-zone-aware datetimes")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id() -> Column[int]:
+    # SQLite only makes INTEGER PRIMARY KEY the rowid (auto-increment); PostgreSQL: BIGSERIAL.
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column("sender", String(SENDER_LENGTH), nullable=False),  # MSH-3@MSH-4
+    Column("control_id", String(CONTROL_ID_LENGTH), nullable=False),  # MSH-10
+    Column("content_hash", String(64), nullable=False),  # sha256 of raw, hex
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("raw", LargeBinary(), nullable=True),  # NULL once purged (retention, issue 6)
+    Column("status", String(16), nullable=False, server_default=RECEIVED),
+    Column("reason", Text(), nullable=True),  # why it was refused, or the last push error
+    Column("content_conflict", Boolean(), nullable=False, server_default=false()),
+    Column("processed_at", UtcDateTime(), nullable=True),  # last processing attempt
+    UniqueConstraint("sender", "control_id", "content_hash"),
+    CheckConstraint(f"status IN {MESSAGE_STATUSES!r}", name="status"),
+    Index("ix_messages_status_id", "status", "id"),
+)
+
+held_results = Table(
+    "held_results",
+    metadata,
+    _id(),
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("location", String(32), nullable=False),  # e.g. OBX[3]
+    Column("code", String(SHORT_TEXT_LENGTH), nullable=False),  # OBX-3.1
+    Column("code_system", String(SHORT_TEXT_LENGTH), nullable=False),  # OBX-3.3
+    Column("code_text", String(SHORT_TEXT_LENGTH), nullable=False),  # OBX-3.2
+    Column("unit", String(SHORT_TEXT_LENGTH), nullable=False),  # OBX-6 as sent
+    Column("value_type", String(8), nullable=False),  # OBX-2
+    Column("example_value", String(EXAMPLE_LENGTH), nullable=False),  # OBX-5, see held.py
+    Column("reason_kind", String(24), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),  # last time it was found held
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("message_id", "location"),
+    CheckConstraint(f"reason_kind IN {REASON_KINDS!r}", name="reason_kind"),
+    Index(
+        "ix_held_results_open",
+        "reason_kind",
+        "code_system",
+        "code",
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+)
