@@ -116,3 +116,39 @@ def test_garbage_is_refused_with_a_clear_error() -> None:
         split_messages(b"hello world")
     with pytest.raises(ParseError, match="empty"):
         split_messages(b"\r\n")
+
+
+ADT = (
+    "MSH|^~\\&|NTC-HIS|NTCH|TB|NTCH|20240601101500+0800||ADT^A03^ADT_A03|ADT0001|P|2.5.1\r"
+    "EVN|A03|20240601101000+0800\r"
+    + "|".join(
+        ["PID", "1", "", "20986393^^^NTCH^MR", "", "Zhang^Wei", "", "19610304", "F"]
+        + [""] * 20
+        + ["{death_time}", "{indicator}"]
+    )
+    + "\r"
+    + "|".join(["PV1", "1", "I", "WARD3"] + [""] * 32 + ["{disposition}"])
+    + "\r"
+)
+
+
+@pytest.mark.parametrize(
+    ("death_time", "indicator", "disposition", "died"),
+    [
+        ("20240601093000+0800", "Y", "", True),
+        ("", "Y", "", True),
+        ("20240601093000+0800", "", "", True),
+        ("", "", "20", True),  # discharge disposition "expired"
+        ("", "N", "20", False),  # an explicit "not dead" wins
+        ("", "", "01", False),
+    ],
+)
+def test_adt_vital_status(death_time: str, indicator: str, disposition: str, died: bool) -> None:
+    from adapter.parse.adt import is_adt, parse_adt
+
+    text = ADT.format(death_time=death_time, indicator=indicator, disposition=disposition)
+    assert is_adt(text) and not is_adt(oru(obx(1, ALT, "42", "U/L")))
+    event = parse_adt(text)
+    assert event.died is died and event.event == "A03" and event.message_id == "ADT0001"
+    assert event.death_time == death_time
+    assert [(i.value, i.authority) for i in event.patient_ids] == [("20986393", "NTCH")]
