@@ -1,4 +1,5 @@
-"""CLI commands that turn HL7v2 messages into FHIR: ``map`` (dry run) and ``push``."""
+"""CLI commands that turn HL7v2 messages into FHIR: ``map`` (dry run) and ``push`` (through
+the state store's inbox)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from adapter.cli._common import cli_errors, echo_json
 from adapter.config import DEFAULT_CONFIG, Settings, load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.pipeline import Translation, push_translations, translate
+from adapter.pipeline import PushSummary, Translation, push_messages, translate
+from adapter.store import incoming, open_store
 
 _FILES = click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
@@ -89,22 +91,32 @@ def map_command(files: tuple[Path, ...], config_path: Path) -> None:
 @_FILES
 @click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
 @_CONFIG
+@click.option("--store", "store_url", help="State store URL (default: store.url from the config).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def push_command(
-    files: tuple[Path, ...], fhir_url: str | None, config_path: Path, as_json: bool
+    files: tuple[Path, ...],
+    fhir_url: str | None,
+    config_path: Path,
+    store_url: str | None,
+    as_json: bool,
 ) -> None:
-    """Send each message to the FHIR server as one transaction.
+    """Record each message in the state store's inbox and send it to the FHIR server as
+    one transaction.
 
-    Writes are conditional on the result's identifier, so pushing the same message twice
-    changes nothing, and a final result replaces its preliminary. Directories are read in
-    file-name order. Exit status 1 if any message was refused or failed.
+    A message already in the inbox (same sender, MSH-10 and content) is counted as a
+    duplicate and not sent again. Results that cannot be mapped are held in the store:
+    see ``trialbridge unmapped``. Writes are conditional on the result's identifier, so a
+    final result replaces its preliminary. Directories are read in file-name order. Exit
+    status 1 if any message was refused or failed.
 
     Example: trialbridge push feed/ --fhir-url http://127.0.0.1:8080/fhir
     """
     with cli_errors():
         settings = load_settings(config_path)
+        mappings = load_mappings(settings.mappings_dir)
         paths = _files(files)
         with (
+            open_store(store_url or settings.store_url) as store,
             FhirClient(
                 fhir_url or settings.fhir_url,
                 timeout=settings.fhir_timeout,
@@ -112,11 +124,12 @@ def push_command(
             ) as client,
             click.progressbar(paths, label="Pushing", file=sys.stderr) as bar,
         ):
-            summary = push_translations(_translations(bar, settings), client)
+            messages = (m for path in bar for m in incoming(path.read_bytes(), str(path)))
+            summary = push_messages(messages, client, settings, mappings, store)
         if as_json:
             echo_json(asdict(summary))
         else:
-            _print_summary(summary.messages, summary.pushed, summary.observations, summary.held)
+            _print_summary(summary)
             for error in summary.errors:
                 click.echo(f"  {error}", err=True)
         if summary.refused or summary.failed:
@@ -125,10 +138,11 @@ def push_command(
             )
 
 
-def _print_summary(messages: int, pushed: int, observations: int, held: int) -> None:
+def _print_summary(summary: PushSummary) -> None:
     click.echo(
-        f"{messages} message(s): {pushed} pushed, {observations} Observation(s) written, "
-        f"{held} result(s) held"
+        f"{summary.messages} message(s): {summary.pushed} pushed, "
+        f"{summary.duplicates} duplicate(s) not pushed again, "
+        f"{summary.observations} Observation(s) written, {summary.held} result(s) held"
     )
 
 
