@@ -8,6 +8,7 @@
     │   └── MappingError             a result cannot be mapped (unknown code, bad unit, ...)
     ├── FhirError                    the FHIR server refused or failed (with its OperationOutcome)
     │   └── FhirUnavailableError     the server could not be reached at all
+    ├── StoreError                   the state store could not be opened, read or written
     ├── DevServerError               the local development FHIR server failed to start
     └── ScoreInputError              a score input is malformed (unknown unit, wrong type)
 
@@ -97,6 +98,10 @@ class FhirError(TrialBridgeError):
 
 class FhirUnavailableError(FhirError):
     """The FHIR server could not be reached."""
+
+
+class StoreError(TrialBridgeError):
+    """The state store could not be opened, read or written."""
 
 
 class DevServerError(TrialBridgeError):

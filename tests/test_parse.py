@@ -152,3 +152,12 @@ def test_adt_vital_status(death_time: str, indicator: str, disposition: str, die
     assert event.died is died and event.event == "A03" and event.message_id == "ADT0001"
     assert event.death_time == death_time
     assert [(i.value, i.authority) for i in event.patient_ids] == [("20986393", "NTCH")]
+
+
+def test_z_segments_are_ignored_and_every_escape_is_decoded() -> None:
+    note = "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X41\\g\\.br\\h"
+    text = oru(obx(1, ALT, "42", "U/L"), f"NTE|1||{note}", "ZLS|1|site-specific|data")
+    report = only_report(text.encode())
+    [result] = report.orders[0].results
+    assert result.notes == ("a|b^c&d~e\\fAg\nh",)
+    assert result.values == ("42",)

@@ -38,6 +38,7 @@ SQLite pragmas, migrations), :mod:`~adapter.store.inbox` and :mod:`~adapter.stor
 
 from __future__ import annotations
 
+from adapter.errors import StoreError
 from adapter.store.held import HeldRow, held_row, reason_kind
 from adapter.store.inbox import Incoming, incoming
 from adapter.store.schema import PROCESSED, RECEIVED, REFUSED, UNMAPPED_CODE
@@ -47,7 +48,6 @@ from adapter.store.store import (
     Received,
     Store,
     StoredMessage,
-    StoreError,
     open_store,
 )
 

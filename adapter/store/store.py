@@ -17,17 +17,13 @@ from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapter.errors import TrialBridgeError
+from adapter.errors import StoreError
 from adapter.store.engine import WRITE, create_store_engine, migrate, parse_url
 from adapter.store.held import HeldRow
 from adapter.store.inbox import Incoming
 from adapter.store.schema import PROCESSED, RECEIVED, held_results, messages
 
 Clock = Callable[[], datetime]
-
-
-class StoreError(TrialBridgeError):
-    """The state store could not be opened, read or written."""
 
 
 @dataclass(frozen=True, slots=True)
