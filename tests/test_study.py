@@ -163,9 +163,12 @@ def test_the_patient_is_pseudonymous(study: Study) -> None:
 
 
 def test_the_research_subject_links_patient_study_and_arm(study: Study) -> None:
-    resource = research_subject(study, SUBJECT, "Patient/1")
+    resource = research_subject(study, SUBJECT, "Patient/1", "ResearchStudy/9")
     ResearchSubject.model_validate(resource)
     assert resource["assignedArm"] == "low-dose" and resource["status"] == "on-study"
     assert resource["study"]["identifier"]["value"] == "XHNKKY-DDSC"
+    assert resource["study"]["reference"] == "ResearchStudy/9"
     with pytest.raises(ConfigError, match="not one of this study's arms"):
-        research_subject(study, SubjectRecord("X", "placebo", "M", 1970, DAY0, "on-study"), "P/1")
+        research_subject(
+            study, SubjectRecord("X", "placebo", "M", 1970, DAY0, "on-study"), "P/1", "RS/1"
+        )

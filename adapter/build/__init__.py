@@ -34,7 +34,13 @@ from adapter.build.provenance import MessageSource, provenance
 from adapter.config import Identifiers
 from adapter.errors import MappingError
 from adapter.mapping import MappedReport
-from adapter.trial.resources import SubjectRecord, link_observation, pseudonymous_patient
+from adapter.trial.resources import (
+    SubjectRecord,
+    link_observation,
+    pseudonymous_patient,
+    research_study,
+    study_search,
+)
 from adapter.trial.study import Study
 from adapter.trial.visits import visit_of
 
@@ -70,6 +76,7 @@ def build_transaction(
     (given the message's source) the Provenance that ties them to it."""
     report = mapped.report
     patient_entry = _patient_entry(mapped, ids, trial)
+    study_entry = _study_entry(trial.study) if trial is not None else None
     observations: dict[str, dict[str, Any]] = {}
     for result in mapped.results:
         observation = build_observation(result, report, patient_entry["fullUrl"], ids)
@@ -77,7 +84,8 @@ def build_transaction(
             visit = (
                 visit_of(result.effective, trial.day0, trial.study) if result.effective else None
             )
-            observation = link_observation(observation, trial.study, visit)
+            assert study_entry is not None
+            observation = link_observation(observation, trial.study, study_entry["fullUrl"], visit)
         token = _token(observation)
         # The same order repeated in one message: the latest occurrence wins.
         observations[token] = {
@@ -87,7 +95,7 @@ def build_transaction(
             ),
             "request": {"method": "PUT", "url": f"Observation?{_query(token)}"},
         }
-    entries = [patient_entry, *observations.values()]
+    entries = [*([study_entry] if study_entry else []), patient_entry, *observations.values()]
     if source is not None:
         entries.append(
             _provenance_entry(source, [e["fullUrl"] for e in entries], report.message_id)
@@ -110,6 +118,16 @@ def _patient_entry(
         "fullUrl": _urn(token),
         "resource": _checked(Patient, patient, report.message_id, "PID"),
         "request": {"method": "POST", "url": "Patient", "ifNoneExist": _query(token)},
+    }
+
+
+def _study_entry(study: Study) -> dict[str, Any]:
+    """The ResearchStudy, created if absent, so Observations can reference it literally."""
+    query = study_search(study)
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid5(_UUID_NAMESPACE, 'ResearchStudy?' + query)}",
+        "resource": research_study(study),
+        "request": {"method": "POST", "url": "ResearchStudy", "ifNoneExist": query},
     }
 
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from adapter.trial.study import Study, Visit
 
 RESEARCH_STUDY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/workflow-researchStudy"
+# TrialBridge's own extensions on ResearchSubject (valueDate each): the subject's study day 0
+# (first infusion) and the last date the subject was known to be alive (survival censoring).
+DAY_ZERO_EXTENSION = "http://trialbridge.org/fhir/StructureDefinition/study-day-zero"
+LAST_KNOWN_ALIVE_EXTENSION = "http://trialbridge.org/fhir/StructureDefinition/last-known-alive"
 _PHASE = "http://terminology.hl7.org/CodeSystem/research-study-phase"
 _PURPOSE = "http://terminology.hl7.org/CodeSystem/research-study-prim-purp-type"
 _GENDER = {"F": "female", "M": "male", "O": "other", "U": "unknown"}
@@ -32,14 +37,23 @@ class SubjectRecord:
     status: str  # FHIR ResearchSubject.status, e.g. on-study, withdrawn
     withdrawn_on: date | None = None
     died_on: date | None = None
+    day0: date | None = None  # first infusion
+    last_known_alive: date | None = None
 
 
-def study_reference(study: Study) -> dict[str, Any]:
-    """A logical reference to the ResearchStudy, by its identifier (valid on any server)."""
+def study_reference(study: Study, reference: str) -> dict[str, Any]:
+    """A reference to the ResearchStudy: literal (``reference``, e.g. the ``urn:uuid`` of the
+    ResearchStudy entry in the same transaction) plus its identifier."""
     return {
+        "reference": reference,
         "identifier": {"system": study.identifier_system, "value": study.identifier},
         "display": study.identifier,
     }
+
+
+def study_search(study: Study) -> str:
+    """The query that finds the ResearchStudy by its identifier (for ifNoneExist)."""
+    return f"identifier={quote(study.identifier_system + '|' + study.identifier, safe='')}"
 
 
 def research_study(study: Study) -> dict[str, Any]:
@@ -89,21 +103,34 @@ def pseudonymous_patient(study: Study, subject: SubjectRecord) -> dict[str, Any]
     return patient
 
 
-def research_subject(study: Study, subject: SubjectRecord, patient_ref: str) -> dict[str, Any]:
+def research_subject(
+    study: Study, subject: SubjectRecord, patient_ref: str, study_ref: str
+) -> dict[str, Any]:
     """The ResearchSubject linking the pseudonymous Patient to the study and its arm."""
     period = {"start": subject.consent_date.isoformat()}
     end = subject.withdrawn_on or subject.died_on
     if end:
         period["end"] = end.isoformat()
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "ResearchSubject",
         "identifier": [subject_identifier(study, subject.subject_id)],
         "status": subject.status,
         "period": period,
-        "study": study_reference(study),
+        "study": study_reference(study, study_ref),
         "individual": {"reference": patient_ref},
         "assignedArm": study.arm(subject.arm).code,
     }
+    extensions = [
+        {"url": url, "valueDate": value.isoformat()}
+        for url, value in (
+            (DAY_ZERO_EXTENSION, subject.day0),
+            (LAST_KNOWN_ALIVE_EXTENSION, subject.last_known_alive),
+        )
+        if value is not None
+    ]
+    if extensions:
+        resource["extension"] = extensions
+    return resource
 
 
 def visit_tag(study: Study, visit: Visit) -> dict[str, str]:
@@ -112,11 +139,14 @@ def visit_tag(study: Study, visit: Visit) -> dict[str, str]:
 
 
 def link_observation(
-    observation: dict[str, Any], study: Study, visit: Visit | None
+    observation: dict[str, Any], study: Study, study_ref: str, visit: Visit | None
 ) -> dict[str, Any]:
     """The Observation with its study link and, when in a window, its visit tag."""
     linked = dict(observation)
-    extension = {"url": RESEARCH_STUDY_EXTENSION, "valueReference": study_reference(study)}
+    extension = {
+        "url": RESEARCH_STUDY_EXTENSION,
+        "valueReference": study_reference(study, study_ref),
+    }
     linked["extension"] = [*observation.get("extension", []), extension]
     if visit is not None:
         linked["meta"] = {"tag": [visit_tag(study, visit)]}
