@@ -59,6 +59,22 @@ def held(location: str = "OBX[2]", code: str = "GGT", value: str = "45") -> Held
     )
 
 
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from adapter.store.engine import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+HEAD = _head()
+
+
 def rows(store: Store) -> list[dict[str, object]]:
     with store.engine.connect() as conn:
         query = select(messages).order_by(messages.c.id)
@@ -67,9 +83,9 @@ def rows(store: Store) -> list[dict[str, object]]:
 
 def test_migrations_apply_on_a_fresh_database_and_match_the_tables(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"messages", "held_results", "alembic_version"} <= tables
+    assert {"messages", "held_results", "alembic_version", "subjects"} <= tables
     with store.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
@@ -77,7 +93,7 @@ def test_reopening_is_idempotent_and_keeps_the_data(store_url: str, store: Store
     store.receive([message()])
     store.close()
     with open_store(store_url) as again, again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
         assert conn.scalar(select(func.count()).select_from(messages)) == 1
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -137,4 +138,56 @@ held_results = Table(
         sqlite_where=text("resolved_at IS NULL"),
         postgresql_where=text("resolved_at IS NULL"),
     ),
+)
+
+# The enrolment registry (the trial issue). Hospital identifiers live here and only here:
+# they are what the enrolment filter matches a message's PID-3 against.
+SUBJECT_ID_LENGTH = 64
+SUBJECT_STATUSES = ("on-study", "withdrawn", "off-study", "follow-up")
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("subject_id", String(SUBJECT_ID_LENGTH), primary_key=True),
+    Column("arm", String(64), nullable=False),
+    Column("sex", String(1), nullable=False),  # F / M / O / U
+    Column("birth_year", Integer(), nullable=False),
+    Column("consent_date", Date(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("withdrawn_at", UtcDateTime(), nullable=True),
+    Column("died_on", Date(), nullable=True),
+    Column("last_known_alive", Date(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint(f"status IN {SUBJECT_STATUSES!r}", name="status"),
+    CheckConstraint("sex IN ('F', 'M', 'O', 'U')", name="sex"),
+)
+
+subject_identifiers = Table(
+    "subject_identifiers",
+    metadata,
+    _id(),
+    Column(
+        "subject_id",
+        String(SUBJECT_ID_LENGTH),
+        ForeignKey("subjects.subject_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("value", String(SHORT_TEXT_LENGTH), nullable=False),  # PID-3.1
+    Column("authority", String(SHORT_TEXT_LENGTH), nullable=False),  # PID-3.4, upper case
+    UniqueConstraint("value", "authority"),
+)
+
+subject_infusions = Table(
+    "subject_infusions",
+    metadata,
+    _id(),
+    Column(
+        "subject_id",
+        String(SUBJECT_ID_LENGTH),
+        ForeignKey("subjects.subject_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("infusion_date", Date(), nullable=False),
+    UniqueConstraint("subject_id", "infusion_date"),
 )
