@@ -13,16 +13,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from adapter.build import build_transaction, result_identifier
+from adapter.build import TrialLink, build_transaction, result_identifier
+from adapter.build.provenance import MessageSource, mappings_fingerprint, sha256_of
 from adapter.config import Settings
 from adapter.errors import FhirError, MessageError
 from adapter.fhir_client import FhirClient
 from adapter.lifecycle import identifier_value, reconcile, stored_observations
 from adapter.mapping import HeldResult, MappedReport, map_report
 from adapter.mappings import MappingSet
-from adapter.parse import parse_bytes
+from adapter.parse import ParsedMessage, Report, VitalEvent, parse_bytes
 from adapter.store import (
     PROCESSED,
     RECEIVED,
@@ -34,47 +36,178 @@ from adapter.store import (
     StoredMessage,
     held_row,
 )
+from adapter.trial.enrolment import Decision, EnrolledSubject, before_baseline
+from adapter.trial.gate import UNATTRIBUTABLE, Gate, patient_ids_in
 
 
 @dataclass(frozen=True, slots=True)
 class Translation:
-    """One message: where it came from and its Bundle, or the error that refused it."""
+    """One message: where it came from and its Bundle, or the error that refused it.
+
+    With an enrolment gate, ``verdict`` says what it decided; a message of anyone not
+    enrolled carries nothing but that verdict (no message id, no report).
+    """
 
     source: str  # file name (and position, for files with several messages)
     message_id: str | None
     mapped: MappedReport | None
     bundle: dict[str, Any] | None
     error: MessageError | None
+    verdict: str = ""  # enrolled | not-enrolled | withdrawn | ambiguous | unattributable
+    subject: EnrolledSubject | None = None
+    vital: VitalEvent | None = None  # an ADT message's vital status (enrolled subjects only)
+    dropped_results: int = 0  # results dated before the baseline window
 
     @property
     def held(self) -> tuple[HeldResult, ...]:
         return self.mapped.held if self.mapped else ()
 
+    @property
+    def dropped(self) -> bool:
+        """Not forwarded, by the enrolment filter's decision (not an error)."""
+        return self.verdict in (NOT_ENROLLED, WITHDRAWN, UNATTRIBUTABLE)
+
+
+NOT_ENROLLED, WITHDRAWN, AMBIGUOUS = "not-enrolled", "withdrawn", "ambiguous"
+
 
 def translate(
-    data: bytes, source: str, settings: Settings, mappings: MappingSet
+    data: bytes,
+    source: str,
+    settings: Settings,
+    mappings: MappingSet,
+    *,
+    gate: Gate | None = None,
+    received_at: datetime | None = None,
 ) -> Iterator[Translation]:
-    """Every message in ``data`` as a transaction Bundle, or refused with the reason."""
+    """Every message in ``data`` as a transaction Bundle, refused with the reason, or (with
+    an enrolment ``gate``) dropped because it is not an enrolled subject's."""
     try:
         parsed = parse_bytes(data, forced_charset=settings.forced_charset)
     except MessageError as exc:  # the file as a whole is not HL7v2
-        yield Translation(source, None, None, None, exc)
+        yield _unparsed(source, exc, gate)
         return
+    context = _Context(settings, mappings, gate, received_at or datetime.now(UTC))
     for message in parsed:
         where = source if len(parsed) == 1 else f"{source}#{message.position}"
-        if message.report is None:
-            yield Translation(where, None, None, None, message.error)
-            continue
-        report = message.report
-        try:
-            mapped = map_report(report, mappings, default_offset=settings.timezone)
-            bundle = build_transaction(mapped, settings.identifiers)
-        except MessageError as exc:
-            yield Translation(
-                where, report.message_id, None, None, exc.with_message_id(report.message_id)
-            )
-            continue
-        yield Translation(where, report.message_id, mapped, bundle, None)
+        yield _translate_one(message, where, context)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    settings: Settings
+    mappings: MappingSet
+    gate: Gate | None
+    received_at: datetime
+
+
+def _unparsed(source: str, error: MessageError, gate: Gate | None) -> Translation:
+    if gate is not None:  # nothing says whose it is: it cannot be kept
+        return Translation(source, None, None, None, None, verdict=UNATTRIBUTABLE)
+    return Translation(source, None, None, None, error)
+
+
+def _translate_one(message: ParsedMessage, where: str, context: _Context) -> Translation:
+    patient_ids = (
+        message.report.patient_ids
+        if message.report
+        else message.vital.patient_ids
+        if message.vital
+        else patient_ids_in(message.raw)
+    )
+    decision = context.gate.decide(patient_ids, context.received_at) if context.gate else None
+    if decision is not None and not decision.passes:
+        return _not_passed(where, message, decision)
+    subject = decision.subject if decision else None
+    if message.vital is not None:
+        return Translation(
+            where,
+            message.vital.message_id,
+            None,
+            None,
+            None,
+            verdict=decision.verdict if decision else "",
+            subject=subject,
+            vital=message.vital,
+        )
+    if message.report is None:
+        return Translation(
+            where,
+            None,
+            None,
+            None,
+            message.error,
+            verdict=decision.verdict if decision else "",
+            subject=subject,
+        )
+    return _translate_report(message, message.report, where, context, subject)
+
+
+def _not_passed(where: str, message: ParsedMessage, decision: Decision) -> Translation:
+    if decision.verdict == AMBIGUOUS:  # enrolled people involved: held for review
+        report_id = message.report.message_id if message.report else None
+        error = MessageError(
+            f"held for review: {decision.reason}", message_id=report_id, location="PID.3"
+        )
+        return Translation(where, report_id, None, None, error, verdict=AMBIGUOUS)
+    return Translation(where, None, None, None, None, verdict=decision.verdict)
+
+
+def _translate_report(
+    message: ParsedMessage,
+    report: Report,
+    where: str,
+    context: _Context,
+    subject: EnrolledSubject | None,
+) -> Translation:
+    settings, gate = context.settings, context.gate
+    verdict = "enrolled" if subject else ""
+    try:
+        mapped = map_report(report, context.mappings, default_offset=settings.timezone)
+        dropped = 0
+        trial = None
+        if subject is not None and gate is not None:
+            mapped, dropped = _without_pre_baseline(mapped, subject, gate)
+            trial = TrialLink(gate.study, subject.record, subject.day0)
+        source = _message_source(message.raw, report, context)
+        bundle = build_transaction(mapped, settings.identifiers, trial=trial, source=source)
+    except MessageError as exc:
+        error = exc.with_message_id(report.message_id)
+        return Translation(
+            where, report.message_id, None, None, error, verdict=verdict, subject=subject
+        )
+    return Translation(
+        where,
+        report.message_id,
+        mapped,
+        bundle,
+        None,
+        verdict=verdict,
+        subject=subject,
+        dropped_results=dropped,
+    )
+
+
+def _without_pre_baseline(
+    mapped: MappedReport, subject: EnrolledSubject, gate: Gate
+) -> tuple[MappedReport, int]:
+    kept = tuple(r for r in mapped.results if not before_baseline(r.effective, subject, gate.study))
+    return MappedReport(mapped.report, kept, mapped.held), len(mapped.results) - len(kept)
+
+
+def _message_source(raw: bytes, report: Report, context: _Context) -> MessageSource:
+    mappings = context.mappings
+    return MessageSource(
+        sender=report.sender(),
+        control_id=report.message_id,
+        sha256=sha256_of(raw),
+        received_at=context.received_at.isoformat(timespec="seconds"),
+        mappings_version=(
+            mappings_fingerprint(mappings.directory, mappings.version)
+            if mappings.directory
+            else mappings.version
+        ),
+    )
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapter.errors import MessageError
+from adapter.parse.adt import VitalEvent, is_adt, parse_adt
 from adapter.parse.decode import decode_message, split_messages
 from adapter.parse.model import Coding, EntityId, Order, PatientIdentifier, Report, Result
 from adapter.parse.oru import parse_report
@@ -21,6 +22,7 @@ __all__ = [
     "PatientIdentifier",
     "Report",
     "Result",
+    "VitalEvent",
     "parse_bytes",
     "parse_report",
 ]
@@ -28,12 +30,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
-    """One message out of a file or stream: its report, or the error that refused it."""
+    """One message out of a file or stream: its report (ORU), its vital status (ADT), or the
+    error that refused it."""
 
     position: int  # 1-based position in the input
     raw: bytes
     report: Report | None
     error: MessageError | None
+    vital: VitalEvent | None = None
 
 
 def parse_bytes(data: bytes, *, forced_charset: str | None = None) -> list[ParsedMessage]:
@@ -42,8 +46,10 @@ def parse_bytes(data: bytes, *, forced_charset: str | None = None) -> list[Parse
     for position, raw in enumerate(split_messages(data), start=1):
         try:
             text, codec = decode_message(raw, forced_charset)
-            report = parse_report(text, charset=codec)
-            parsed.append(ParsedMessage(position, raw, report, None))
+            if is_adt(text):
+                parsed.append(ParsedMessage(position, raw, None, None, parse_adt(text)))
+            else:
+                parsed.append(ParsedMessage(position, raw, parse_report(text, charset=codec), None))
         except MessageError as exc:
             parsed.append(ParsedMessage(position, raw, None, exc))
     return parsed
