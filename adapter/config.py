@@ -42,6 +42,7 @@ class Settings:
     forced_charset: str | None
     identifiers: Identifiers
     mappings_dir: Path
+    study_path: Path
     store_url: str  # SQLAlchemy URL of the state store (a relative SQLite path is under ROOT)
 
 
@@ -100,8 +101,13 @@ def _validate(raw: dict[str, dict[str, Any]], where: str) -> Settings:
             local_code=str(get("identifiers", "local_code")),
         ),
         mappings_dir=mappings if mappings.is_absolute() else ROOT / mappings,
+        study_path=_under_root(Path(str(get("study", "path")))),
         store_url=_store_url(str(get("store", "url")), where),
     )
+
+
+def _under_root(path: Path) -> Path:
+    return path if path.is_absolute() else ROOT / path
 
 
 def _store_url(url: str, where: str) -> str:

@@ -14,11 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adapter.build.subject import subject_transaction
 from adapter.config import Settings
+from adapter.errors import TrialBridgeError
 from adapter.fhir_client import FhirClient
 from adapter.mappings import MappingSet
-from adapter.pipeline import PushSummary, push_translations, translate
+from adapter.pipeline import PushSummary, push_messages
 from adapter.simulate import SimConfig, simulate, write_feed
+from adapter.store import incoming, open_store
+from adapter.trial.importer import plan_import
+from adapter.trial.registry import Registry
+from adapter.trial.resources import subject_identifier
+from adapter.trial.study import Study, load_study
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str], Iterable[T]]
@@ -31,8 +38,9 @@ class DemoResult:
     feed_dir: Path
     files: int
     push: PushSummary
+    enrolled: int = 0
     landed_by_analyte: dict[str, int] = field(default_factory=dict)
-    subject_mrn: str = ""
+    subject_id: str = ""
     subject_results: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -43,20 +51,47 @@ def run_demo(
     mappings: MappingSet,
     progress: Progress[Path],
 ) -> DemoResult:
-    """Write the feed into ``out``, push it through ``client``, and read back what landed."""
+    """Write the feed into ``out``, enrol its subjects from the coordinator's CSV, push the
+    feed through the inbox and the enrolment filter, and read back what landed."""
     write_feed(simulate(SimConfig()), out, force=True)
     files = sorted(out.glob("*.hl7"))
-    translations = (
-        item
-        for path in progress(files, "Pushing the sample feed")
-        for item in translate(path.read_bytes(), path.name, settings, mappings)
-    )
-    summary = push_translations(translations, client)
-    result = DemoResult(out, len(files), summary)
+    store_path = out.parent / "demo-state.sqlite"
+    for stale in out.parent.glob("demo-state.sqlite*"):
+        stale.unlink()
+    study = load_study(settings.study_path)
+    with open_store(f"sqlite:///{store_path}") as store:
+        registry = Registry(store, study)
+        enrolled = _enrol_from_csv(registry, out / "enrolment.csv", client)
+        messages = (
+            m
+            for path in progress(files, "Pushing the sample feed")
+            for m in incoming(path.read_bytes(), path.name)
+        )
+        summary = push_messages(messages, client, settings, mappings, store, registry=registry)
+    result = DemoResult(out, len(files), summary, enrolled=enrolled)
     result.landed_by_analyte = landed_by_analyte(client, mappings)
-    result.subject_mrn = _first_subject_mrn(out / "enrolment.csv")
-    result.subject_results = subject_results(client, settings, result.subject_mrn)
+    first = registry_first_subject(out / "enrolment.csv")
+    result.subject_id = first
+    result.subject_results = subject_results(client, study, first)
     return result
+
+
+def _enrol_from_csv(registry: Registry, csv_path: Path, client: FhirClient) -> int:
+    plan = plan_import(
+        csv_path.read_text(encoding="utf-8"),
+        registry.study,
+        registry.subjects(),
+        name=csv_path.name,
+    )
+    if plan.problems:
+        raise TrialBridgeError("the sample enrolment list is invalid: " + "; ".join(plan.problems))
+    registry.enrol_many(r.subject for r in plan.rows)
+    for row in plan.rows:
+        if row.death_date:
+            registry.record_vital_status(row.subject.subject_id, died_on=row.death_date)
+    for subject in registry.subjects():
+        client.transaction(subject_transaction(registry.study, subject.record))
+    return len(plan.rows)
 
 
 def landed_by_analyte(client: FhirClient, mappings: MappingSet) -> dict[str, int]:
@@ -70,10 +105,10 @@ def landed_by_analyte(client: FhirClient, mappings: MappingSet) -> dict[str, int
     return counts
 
 
-def subject_results(client: FhirClient, settings: Settings, mrn: str) -> list[dict[str, str]]:
-    """One patient's Observations, oldest first, as rows of text."""
-    identifier = f"{settings.identifiers.patient}:NTCH|{mrn}"
-    patients = client.search("Patient", {"identifier": identifier})
+def subject_results(client: FhirClient, study: Study, subject_id: str) -> list[dict[str, str]]:
+    """One subject's Observations (found by the pseudonym), oldest first, as rows of text."""
+    identifier = subject_identifier(study, subject_id)
+    patients = client.search("Patient", {"identifier": f"{identifier['system']}|{subject_id}"})
     if not patients:
         return []
     observations = client.search(
@@ -90,7 +125,9 @@ def _row(observation: dict[str, Any]) -> dict[str, str]:
         if quantity
         else "-"
     )
+    tags = observation.get("meta", {}).get("tag", [])
     return {
+        "visit": str(tags[0]["code"]) if tags else "-",
         "date": str(observation.get("effectiveDateTime", "")),
         "analyte": str(observation["code"]["coding"][0].get("display", "")),
         "loinc": str(observation["code"]["coding"][0]["code"]),
@@ -99,10 +136,11 @@ def _row(observation: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _first_subject_mrn(enrolment: Path) -> str:
+def registry_first_subject(enrolment: Path) -> str:
+    """The first subject number of the coordinator's list."""
     with enrolment.open(encoding="utf-8", newline="") as handle:
         first = next(csv.DictReader(handle))
-    return str(first["mrn"])
+    return str(first["subject_id"])
 
 
 def status_counts(rows: list[dict[str, str]]) -> Counter[str]:

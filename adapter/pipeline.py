@@ -13,16 +13,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timezone
 from typing import Any
 
 from adapter.build import TrialLink, build_transaction, result_identifier
 from adapter.build.provenance import MessageSource, mappings_fingerprint, sha256_of
+from adapter.build.subject import subject_transaction
 from adapter.config import Settings
 from adapter.errors import FhirError, MessageError
 from adapter.fhir_client import FhirClient
 from adapter.lifecycle import identifier_value, reconcile, stored_observations
 from adapter.mapping import HeldResult, MappedReport, map_report
+from adapter.mapping.times import to_fhir_datetime
 from adapter.mappings import MappingSet
 from adapter.parse import ParsedMessage, Report, VitalEvent, parse_bytes
 from adapter.store import (
@@ -38,6 +40,8 @@ from adapter.store import (
 )
 from adapter.trial.enrolment import Decision, EnrolledSubject, before_baseline
 from adapter.trial.gate import UNATTRIBUTABLE, Gate, patient_ids_in
+from adapter.trial.registry import Registry
+from adapter.trial.visits import local_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,10 @@ class PushSummary:
     held: int = 0
     skipped: int = 0  # results whose stored version is newer (e.g. P after F)
     duplicates: int = 0  # messages already in the inbox and finished with: not pushed again
+    dropped: int = 0  # messages of patients who are not enrolled (or withdrew): not kept
+    unattributable: int = 0  # not HL7 or no readable PID-3: nobody to tie them to, not kept
+    dropped_results: int = 0  # results of enrolled subjects dated before the baseline window
+    vital: int = 0  # vital-status changes recorded from ADT messages
     by_analyte: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -241,28 +249,76 @@ def push_messages(
     mappings: MappingSet,
     store: Store,
     *,
+    registry: Registry | None = None,
     batch_size: int = 200,
 ) -> PushSummary:
-    """Record each message in the store's inbox, then push the ones not seen before.
+    """Record each enrolled subject's message in the store's inbox, then push the ones not
+    seen before.
 
+    With a ``registry`` (the service always has one), the enrolment gate runs first: a
+    message of anyone not enrolled is dropped at once and leaves nothing in the store.
     Per batch: one transaction puts the messages into the inbox (duplicates recognised and
     counted, not pushed again), each new message is translated and pushed, and one
     transaction records every message's status and held results. A message whose push
     failed stays ``received``, so the next push of it (or the service) tries it again.
     """
     summary = PushSummary()
+    gate = Gate(registry.study, registry.index()) if registry else None
     for batch in _batches(messages, batch_size):
         outcomes: list[Outcome] = []
-        for entry in store.receive(batch):
+        for entry in store.receive(_admitted(batch, gate, summary)):
             if entry.duplicate:
                 summary.messages += 1
                 summary.duplicates += 1
                 continue
-            for item in translate(entry.message.raw, entry.message.source, settings, mappings):
-                error = _push_one(item, client, summary)
+            raw, source = entry.message.raw, entry.message.source
+            for item in translate(raw, source, settings, mappings, gate=gate):
+                error = _apply_vital(item, client, registry, summary) if item.vital else None
+                error = error or _push_one(item, client, summary)
                 outcomes.append(_outcome(entry.row_id, item, error))
         store.record(outcomes)
     return summary
+
+
+def _admitted(batch: list[Incoming], gate: Gate | None, summary: PushSummary) -> list[Incoming]:
+    """The messages that may be kept: everyone else's are counted and forgotten."""
+    if gate is None:
+        return batch
+    now = datetime.now(UTC)
+    kept = []
+    for message in batch:
+        verdict = gate.admit(message.raw, now).verdict
+        if verdict in (NOT_ENROLLED, WITHDRAWN, UNATTRIBUTABLE):
+            summary.messages += 1
+            summary.dropped += verdict != UNATTRIBUTABLE
+            summary.unattributable += verdict == UNATTRIBUTABLE
+        else:
+            kept.append(message)
+    return kept
+
+
+def _apply_vital(
+    item: Translation, client: FhirClient, registry: Registry | None, summary: PushSummary
+) -> str | None:
+    """Record a death from an ADT message and publish the subject's new state."""
+    vital, subject = item.vital, item.subject
+    if vital is None or subject is None or registry is None or not vital.died:
+        return None
+    died_on = _death_date(vital, registry.study.timezone)
+    updated = registry.record_vital_status(subject.subject_id, died_on=died_on)
+    try:
+        client.transaction(subject_transaction(registry.study, updated.record))
+    except FhirError as exc:
+        summary.errors.append(f"{item.source}: vital status of {subject.subject_id}: {exc}")
+        return str(exc)
+    summary.vital += 1
+    return None
+
+
+def _death_date(vital: VitalEvent, tz: timezone) -> date:
+    when = vital.death_time or vital.event_time
+    fhir = to_fhir_datetime(when, "+00:00") if when else None
+    return local_date(fhir, tz) if fhir else datetime.now(tz).date()
 
 
 def _batches(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
@@ -274,7 +330,12 @@ def _batches(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
 def _push_one(item: Translation, client: FhirClient, summary: PushSummary) -> str | None:
     """Push one message's transaction and count it; the error text if it was not pushed."""
     summary.messages += 1
+    if item.dropped or item.vital:
+        summary.dropped += item.dropped and item.verdict != UNATTRIBUTABLE
+        summary.unattributable += item.verdict == UNATTRIBUTABLE
+        return None
     summary.held += len(item.held)
+    summary.dropped_results += item.dropped_results
     if item.bundle is None or item.mapped is None:
         summary.refused += 1
         summary.errors.append(f"{item.source}: {item.error}")
@@ -293,7 +354,11 @@ def _push_one(item: Translation, client: FhirClient, summary: PushSummary) -> st
 
 
 def _outcome(row_id: int, item: Translation, error: str | None) -> Outcome:
-    status = REFUSED if item.bundle is None else RECEIVED if error else PROCESSED
+    nothing_to_send = item.vital is not None or item.dropped
+    if error:
+        status = REFUSED if item.bundle is None and not nothing_to_send else RECEIVED
+    else:
+        status = PROCESSED if item.bundle is not None or nothing_to_send else REFUSED
     return Outcome(row_id, status, error, tuple(held_row(h) for h in item.held))
 
 
@@ -317,6 +382,8 @@ def reprocess_unmapped(
     settings: Settings,
     mappings: MappingSet,
     progress: Callable[[list[int]], Iterable[int]] = iter,
+    *,
+    registry: Registry | None = None,
 ) -> ReprocessSummary:
     """Run each message with unmapped results through translate and push again.
 
@@ -326,6 +393,7 @@ def reprocess_unmapped(
     date.
     """
     summary = ReprocessSummary()
+    gate = Gate(registry.study, registry.index()) if registry else None
     for row_id in progress(store.messages_with_open_held(UNMAPPED_CODE)):
         stored = store.stored_message(row_id)
         summary.messages += 1
@@ -333,7 +401,10 @@ def reprocess_unmapped(
             summary.unavailable += 1
             continue
         source = f"message {stored.control_id or row_id}"
-        for item in translate(stored.raw, source, settings, mappings):
+        received = stored.received_at
+        for item in translate(
+            stored.raw, source, settings, mappings, gate=gate, received_at=received
+        ):
             summary.resolved += store.record([_reprocessed(stored, item, client, summary)])
             summary.still_held += len(item.held)
     return summary

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from pytest import MonkeyPatch
 from sqlalchemy import create_engine, text
 
 from adapter.dev_fhir import DevFhirServer
+from adapter.store import open_store
+from adapter.trial.enrolment import EnrolledSubject, HospitalId
+from adapter.trial.registry import NewSubject, Registry
+from adapter.trial.study import load_study
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +63,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+TEST_DAY0 = date(2024, 1, 15)  # tests/messages.py dates its results 2024-01-15
+
+
+@pytest.fixture
+def enrol(own_state_store: str) -> Callable[..., EnrolledSubject]:
+    """Enrol a test patient (by MRN, authority NTCH) in the store the CLI will use."""
+
+    def enrol_mrn(mrn: str = "MRN001", subject_id: str = "DDSC-T01") -> EnrolledSubject:
+        with open_store(own_state_store) as store:
+            registry = Registry(store, load_study())
+            new = NewSubject(
+                subject_id,
+                (HospitalId(mrn, "NTCH"),),
+                "low-dose",
+                date(2024, 1, 2),
+                (TEST_DAY0,),
+                "F",
+                1961,
+            )
+            return registry.enrol(new)
+
+    return enrol_mrn

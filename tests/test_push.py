@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,18 +121,25 @@ def test_the_servers_outcome_is_reported_when_it_refuses(client: FhirClient) -> 
 
 
 def test_push_command_reports_counts_and_refusals(
-    fhir_url: str, tmp_path: Path, client: FhirClient
+    fhir_url: str, tmp_path: Path, client: FhirClient, enrol: Callable[..., object]
 ) -> None:
+    enrol()  # MRN001: the patient of tests/messages.py
     (tmp_path / "1.hl7").write_text(PANEL)
-    (tmp_path / "2.hl7").write_text("not hl7")
+    bad_bytes = oru(obx(1, ALT, "42", "U/L"), charset="UNICODE UTF-8", notes=("Hämolyse",))
+    (tmp_path / "2.hl7").write_bytes(bad_bytes.replace("MSG0001", "MSG0002").encode("latin-1"))
+    (tmp_path / "3.hl7").write_text("not hl7")
+    (tmp_path / "4.hl7").write_text(PANEL.replace("MRN001", "MRN999").replace("MSG0001", "M4"))
     result = CliRunner().invoke(main, ["push", str(tmp_path), "--fhir-url", fhir_url, "--json"])
     assert result.exit_code == 1
-    assert '"pushed": 1' in result.output and '"refused": 1' in result.output
-    assert "does not start with an MSH" in result.output
+    summary = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    assert (summary["pushed"], summary["refused"]) == (1, 1)
+    assert (summary["dropped"], summary["unattributable"]) == (1, 1)
+    assert "is not valid utf-8" in result.output
     assert len(alt_observations(client)) == 1
 
 
-def test_an_unreachable_server_is_named(tmp_path: Path) -> None:
+def test_an_unreachable_server_is_named(tmp_path: Path, enrol: Callable[..., object]) -> None:
+    enrol()
     (tmp_path / "1.hl7").write_text(PANEL)
     url = "http://127.0.0.1:9/fhir"
     result = CliRunner().invoke(main, ["push", str(tmp_path), "--fhir-url", url])

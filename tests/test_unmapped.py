@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from adapter.mappings import DEFAULT_MAPPINGS_DIR, load_mappings
 from adapter.pipeline import translate
 from adapter.store import held_row, open_store
 from adapter.store.schema import held_results, messages
+from adapter.trial.enrolment import EnrolledSubject
 from tests.messages import ALP, ALT, obx, oru
 
 GGT = "GGT^Gamma-glutamyl transferase^L"
@@ -76,6 +78,13 @@ def test_free_text_values_are_never_kept_as_examples() -> None:
     [item] = translate(oru(segment).encode(), "t", load_settings(), load_mappings())
     [held] = item.held
     assert held_row(held).example_value == f"(TX text of {len(comment)} characters, not kept)"
+
+
+@pytest.fixture(autouse=True)
+def enrolled(enrol: Callable[..., EnrolledSubject]) -> EnrolledSubject:
+    """The patient of tests/messages.py (MRN001) is an enrolled subject: only enrolled
+    subjects' messages are kept and pushed."""
+    return enrol()
 
 
 def test_unmapped_codes_are_listed_then_pushed_once_mapped(
@@ -168,8 +177,9 @@ def test_a_failed_push_leaves_the_message_to_be_pushed_next_time(
 
 
 def test_nothing_identifying_is_stored_outside_the_raw_message(
-    fhir_url: str, tmp_path: Path, own_state_store: str
+    fhir_url: str, tmp_path: Path, own_state_store: str, enrol: Callable[..., EnrolledSubject]
 ) -> None:
+    enrol("MRN778812", "DDSC-T02")
     message = oru(
         obx(1, GGT, "45", "U/L"),
         obx(2, "NOTE^Note^L", "MRN778812", value_type="TX"),
@@ -180,7 +190,7 @@ def test_nothing_identifying_is_stored_outside_the_raw_message(
     with open_store(own_state_store) as store, store.engine.connect() as conn:
         cells = [
             str(value)
-            for table in (messages, held_results)
+            for table in (messages, held_results)  # the registry alone holds the MRN
             for row in conn.execute(select(table))
             for name, value in row._mapping.items()
             if name != "raw"

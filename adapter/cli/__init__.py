@@ -24,9 +24,19 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so each command module can import helpers from this package freely.
-    from adapter.cli import demo, dev_fhir, engineer, messages, queue, score, simulate
+    from adapter.cli import (
+        demo,
+        dev_fhir,
+        engineer,
+        messages,
+        queue,
+        report,
+        score,
+        simulate,
+        trial,
+    )
 
-    for module in (demo, dev_fhir, engineer, messages, queue, score, simulate):
+    for module in (demo, dev_fhir, engineer, messages, queue, report, score, simulate, trial):
         for command in module.COMMANDS:
             main.add_command(command)
 

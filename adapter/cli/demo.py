@@ -64,19 +64,22 @@ def demo(out: Path, port: int, keep_running: bool, as_json: bool) -> None:
 def _print(result: DemoResult, base_url: str) -> None:
     push = result.push
     click.echo(f"Sample feed: {result.files} files in {result.feed_dir}")
+    click.echo(f"Enrolled {result.enrolled} subjects from enrolment.csv.")
     click.echo(
-        f"Pushed {push.pushed} of {push.messages} messages: {push.observations} results "
-        f"written, {push.held} held (not study analytes), {push.refused} refused, "
-        f"{push.failed} failed."
+        f"{push.messages} messages: {push.pushed} pushed for enrolled subjects, "
+        f"{push.dropped} dropped at the enrolment filter (other patients), "
+        f"{push.refused} refused, {push.failed} failed; {push.observations} results written, "
+        f"{push.held} held, {push.dropped_results} dated before baseline, "
+        f"{push.skipped} older statuses ignored."
     )
     click.echo("\nObservations on the FHIR server, per study analyte:")
     for key, count in result.landed_by_analyte.items():
         click.echo(f"  {key:<16} {count:>6}")
-    click.echo(f"\nResults of the patient with MRN {result.subject_mrn} (first trial subject):")
+    click.echo(f"\nResults of {result.subject_id} (under its pseudonym; no name or MRN):")
     for row in result.subject_results:
         click.echo(
-            f"  {row['date']:<26} {row['loinc']:<8} {row['analyte'][:40]:<40} "
-            f"{row['value']:<16} {row['status']}"
+            f"  {row['visit']:<9} {row['date']:<26} {row['loinc']:<8} "
+            f"{row['analyte'][:34]:<34} {row['value']:<14} {row['status']}"
         )
     click.echo(f"\nExplore: {base_url}/Observation?code=http://loinc.org|1742-6")
 

@@ -17,6 +17,8 @@ from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
 from adapter.pipeline import PushSummary, Translation, push_messages, translate
 from adapter.store import incoming, open_store
+from adapter.trial.registry import Registry
+from adapter.trial.study import load_study
 
 _FILES = click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
@@ -125,7 +127,8 @@ def push_command(
             click.progressbar(paths, label="Pushing", file=sys.stderr) as bar,
         ):
             messages = (m for path in bar for m in incoming(path.read_bytes(), str(path)))
-            summary = push_messages(messages, client, settings, mappings, store)
+            registry = Registry(store, load_study(settings.study_path))
+            summary = push_messages(messages, client, settings, mappings, store, registry=registry)
         if as_json:
             echo_json(asdict(summary))
         else:
@@ -141,8 +144,10 @@ def push_command(
 def _print_summary(summary: PushSummary) -> None:
     click.echo(
         f"{summary.messages} message(s): {summary.pushed} pushed, "
+        f"{summary.dropped} dropped (not enrolled), "
         f"{summary.duplicates} duplicate(s) not pushed again, "
-        f"{summary.observations} Observation(s) written, {summary.held} result(s) held"
+        f"{summary.observations} Observation(s) written, {summary.held} result(s) held, "
+        f"{summary.dropped_results} dated before baseline, {summary.vital} vital-status change(s)"
     )
 
 

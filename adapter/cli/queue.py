@@ -17,6 +17,8 @@ from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
 from adapter.pipeline import ReprocessSummary, reprocess_unmapped
 from adapter.store import UNMAPPED_CODE, HeldGroup, open_store
+from adapter.trial.registry import Registry
+from adapter.trial.study import load_study
 
 _CONFIG = click.option(
     "--config",
@@ -142,7 +144,10 @@ def reprocess(
                 retries=settings.fhir_retries,
             ) as client,
         ):
-            summary = reprocess_unmapped(store, client, settings, mappings, _progress)
+            registry = Registry(store, load_study(settings.study_path))
+            summary = reprocess_unmapped(
+                store, client, settings, mappings, _progress, registry=registry
+            )
     if as_json:
         echo_json(asdict(summary))
     else:

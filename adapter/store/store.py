@@ -55,6 +55,7 @@ class StoredMessage:
     status: str
     raw: bytes | None  # None once purged
     open_locations: frozenset[str]
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,14 +325,24 @@ class Store:
         c = held_results.c
         with self._reading() as conn:
             row = conn.execute(
-                select(messages.c.control_id, messages.c.status, messages.c.raw).where(
-                    messages.c.id == row_id
-                )
+                select(
+                    messages.c.control_id,
+                    messages.c.status,
+                    messages.c.raw,
+                    messages.c.received_at,
+                ).where(messages.c.id == row_id)
             ).one()
             open_locations = conn.scalars(
                 select(c.location).where(c.message_id == row_id, c.resolved_at.is_(None))
             ).all()
-        return StoredMessage(row_id, row.control_id, row.status, row.raw, frozenset(open_locations))
+        return StoredMessage(
+            row_id,
+            row.control_id,
+            row.status,
+            row.raw,
+            frozenset(open_locations),
+            row.received_at,
+        )
 
     # Plumbing ----------------------------------------------------------------------------
 
