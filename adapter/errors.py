@@ -9,6 +9,7 @@
     ├── FhirError                    the FHIR server refused or failed (with its OperationOutcome)
     │   └── FhirUnavailableError     the server could not be reached at all
     ├── StoreError                   the state store could not be opened, read or written
+    ├── StudyNotFoundError           the study asked for is not on the FHIR server
     ├── DevServerError               the local development FHIR server failed to start
     └── ScoreInputError              a score input is malformed (unknown unit, wrong type)
 
@@ -102,6 +103,10 @@ class FhirUnavailableError(FhirError):
 
 class StoreError(TrialBridgeError):
     """The state store could not be opened, read or written."""
+
+
+class StudyNotFoundError(TrialBridgeError):
+    """No ResearchStudy on the FHIR server has the study identifier asked for."""
 
 
 class DevServerError(TrialBridgeError):
