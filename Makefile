@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := adapter/dev_fhir
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean chromium
 
 setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -27,7 +27,11 @@ lint: setup
 	$(BIN)/ruff format --check adapter tests
 	$(BIN)/mypy
 
-test: lint
+# The report's HTML is opened in a real headless browser by the tests: Debian's chromium.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test: lint chromium
 	$(BIN)/pytest
 
 clean:
