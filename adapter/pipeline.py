@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timezone
 from typing import Any
 
@@ -95,6 +95,31 @@ def translate(
     for message in parsed:
         where = source if len(parsed) == 1 else f"{source}#{message.position}"
         yield _translate_one(message, where, context)
+
+
+def dry_run(
+    data: bytes, source: str, settings: Settings, mappings: MappingSet, gate: Gate | None
+) -> Iterator[Translation]:
+    """Like :func:`translate`, for ``map`` and ``explain``: every message is translated
+    (interface engineers test with real feeds), and ``verdict`` says what the enrolment
+    filter would do with it. Nothing is kept or sent."""
+    gated = list(translate(data, source, settings, mappings, gate=gate))
+    if gate is None or not any(item.dropped or item.verdict == AMBIGUOUS for item in gated):
+        yield from gated
+        return
+    plain = list(translate(data, source, settings, mappings))
+    for filtered, unfiltered in zip(gated, plain, strict=True):
+        passes = not (filtered.dropped or filtered.verdict == AMBIGUOUS)
+        yield filtered if passes else replace(unfiltered, verdict=filtered.verdict)
+
+
+def filter_verdict(item: Translation) -> str:
+    """What the enrolment filter would do with a message, in words."""
+    if item.verdict == "enrolled" and item.subject is not None:
+        return f"would pass, as {item.subject.subject_id}"
+    if item.verdict:
+        return f"would not pass ({item.verdict})"
+    return "not checked (no registry)"
 
 
 @dataclass(frozen=True, slots=True)

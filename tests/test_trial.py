@@ -249,3 +249,20 @@ def test_the_coordinators_list_imports_with_a_dry_run_and_line_numbered_errors(
     assert len(client.search("ResearchSubject", {})) == 2
     [dead] = client.search("Patient", {"identifier": f"{SUBJECT_SYSTEM}|DDSC-102"})
     assert dead["deceasedDateTime"] == "2024-05-02"
+
+
+def test_map_and_explain_are_dry_runs_that_say_what_the_filter_would_do(
+    fhir_url: str, tmp_path: Path
+) -> None:
+    message = tmp_path / "one.hl7"
+    message.write_text(oru(obx(1, ALT, "42", "U/L")))
+    before = cli("map", str(message))
+    assert (
+        before.exit_code == 0 and "enrolment filter would not pass (not-enrolled)" in before.output
+    )
+    assert '"resourceType": "Bundle"' in before.output
+    ok(*ENROL, "--fhir-url", fhir_url)
+    after = ok("map", str(message)).output
+    assert "enrolment filter would pass, as DDSC-001" in after and SUBJECT_SYSTEM in after
+    explained = ok("explain", str(message)).output
+    assert "enrolment filter: would pass, as DDSC-001" in explained

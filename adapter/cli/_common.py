@@ -9,7 +9,12 @@ from typing import Any
 
 import click
 
+from adapter.config import Settings
 from adapter.errors import TrialBridgeError
+from adapter.store import open_store
+from adapter.trial.gate import Gate
+from adapter.trial.registry import Registry
+from adapter.trial.study import load_study
 
 
 @contextmanager
@@ -27,3 +32,11 @@ def echo_json(data: Any) -> None:
 
 
 Echo = Callable[[str], None]
+
+
+@contextmanager
+def enrolment_gate(settings: Settings) -> Iterator[Gate]:
+    """The enrolment filter as the registry in the state store has it now."""
+    with open_store(settings.store_url) as store:
+        registry = Registry(store, load_study(settings.study_path))
+        yield Gate(registry.study, registry.index())

@@ -10,11 +10,11 @@ from typing import Any
 import click
 import simplejson
 
-from adapter.cli._common import cli_errors, echo_json
+from adapter.cli._common import cli_errors, echo_json, enrolment_gate
 from adapter.cli.messages import _CONFIG, _FILES, _files
 from adapter.config import Settings, load_settings
 from adapter.mappings import MappingSet, load_mappings
-from adapter.pipeline import Translation, translate
+from adapter.pipeline import Translation, dry_run, translate
 from adapter.tools.conformance import check_conformance
 from adapter.tools.diff import diff_translations, old_mappings
 from adapter.tools.explain import explain
@@ -42,11 +42,12 @@ def explain_command(files: tuple[Path, ...], config_path: Path, as_json: bool) -
     with cli_errors():
         settings = load_settings(config_path)
         mappings = load_mappings(settings.mappings_dir)
-        explained = [
-            explain(item, mappings, settings.identifiers)
-            for path in _files(files)
-            for item in translate(path.read_bytes(), str(path), settings, mappings)
-        ]
+        with enrolment_gate(settings) as gate:
+            explained = [
+                explain(item, mappings, settings.identifiers)
+                for path in _files(files)
+                for item in dry_run(path.read_bytes(), str(path), settings, mappings, gate)
+            ]
         if as_json:
             click.echo(_dumps([e.as_dict() for e in explained]))
         else:
@@ -63,6 +64,7 @@ def _print_explanation(data: dict[str, Any]) -> None:
     if data["refused"]:
         return
     click.echo(f"{data['source']}: message {data['message_id']}")
+    click.echo(f"  enrolment filter: {data['filter']}")
     for entry in data["results"]:
         values = "~".join(entry["values"])
         click.echo(

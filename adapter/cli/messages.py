@@ -4,18 +4,23 @@ the state store's inbox)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 import simplejson
 
-from adapter.cli._common import cli_errors, echo_json
-from adapter.config import DEFAULT_CONFIG, Settings, load_settings
+from adapter.cli._common import cli_errors, echo_json, enrolment_gate
+from adapter.config import DEFAULT_CONFIG, load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary, Translation, push_messages, translate
+from adapter.pipeline import (
+    PushSummary,
+    Translation,
+    dry_run,
+    filter_verdict,
+    push_messages,
+)
 from adapter.store import incoming, open_store
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -44,12 +49,6 @@ def _files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _translations(files: Iterable[Path], settings: Settings) -> Iterator[Translation]:
-    mappings = load_mappings(settings.mappings_dir)
-    for path in files:
-        yield from translate(path.read_bytes(), str(path), settings, mappings)
-
-
 def _report_held(item: Translation) -> None:
     for held in item.held:
         click.echo(
@@ -65,9 +64,11 @@ def _report_held(item: Translation) -> None:
 def map_command(files: tuple[Path, ...], config_path: Path) -> None:
     """Print the FHIR transaction Bundle each message becomes (no network).
 
-    One message prints one Bundle; several print a JSON array of Bundles. Results that are
-    not mapped are listed on standard error with the reason. A message that cannot be used
-    is named with the segment and field at fault, and the exit status is 1.
+    One message prints one Bundle; several print a JSON array of Bundles. Standard error
+    says what the enrolment filter would do with each message (map works on any message;
+    only ``push`` filters) and lists the results that are not mapped, with the reason. A
+    message that cannot be used is named with the segment and field at fault, and the exit
+    status is 1.
 
     Example: trialbridge map ../shared/corpus/hl7/mirth_small_CMP_local_codes_bad_dates.hl7
     """
@@ -75,7 +76,15 @@ def map_command(files: tuple[Path, ...], config_path: Path) -> None:
         settings = load_settings(config_path)
         bundles = []
         refused = 0
-        for item in _translations(_files(files), settings):
+        mappings = load_mappings(settings.mappings_dir)
+        with enrolment_gate(settings) as gate:
+            items = [
+                item
+                for path in _files(files)
+                for item in dry_run(path.read_bytes(), str(path), settings, mappings, gate)
+            ]
+        for item in items:
+            click.echo(f"{item.source}: enrolment filter {filter_verdict(item)}", err=True)
             _report_held(item)
             if item.error is not None:
                 refused += 1

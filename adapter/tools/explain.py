@@ -16,7 +16,7 @@ from adapter.config import Identifiers
 from adapter.mapping import MappedResult, Quantity
 from adapter.mappings import Factor, MappingSet
 from adapter.parse.model import Result
-from adapter.pipeline import Translation
+from adapter.pipeline import Translation, filter_verdict
 
 _TIMES = "\u00d7"  # the multiplication sign: "51.3 umol/L TIMES 1/17.1 = 3.00 mg/dL"
 _NO_VALUE = {
@@ -34,11 +34,13 @@ class Explanation:
     message_id: str | None
     refused: str | None
     results: tuple[dict[str, Any], ...]
+    filter: str = ""  # what the enrolment filter would do with the message
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "message_id": self.message_id,
+            "filter": self.filter,
             "refused": self.refused,
             "results": list(self.results),
         }
@@ -46,10 +48,15 @@ class Explanation:
 
 def explain(item: Translation, mappings: MappingSet, ids: Identifiers) -> Explanation:
     """Explain one translated message."""
+    verdict = filter_verdict(item)
     if item.mapped is None or item.bundle is None:
-        return Explanation(item.source, item.message_id, str(item.error), ())
+        return Explanation(item.source, item.message_id, str(item.error), (), verdict)
     report = item.mapped.report
-    patient_ref = str(item.bundle["entry"][0]["fullUrl"])
+    patient_ref = next(
+        str(e["fullUrl"])
+        for e in item.bundle["entry"]
+        if e["resource"]["resourceType"] == "Patient"
+    )
     identities = [result_identifier(r, report) for r in item.mapped.results]
     entries: list[tuple[Result, dict[str, Any]]] = []
     for index, mapped in enumerate(item.mapped.results):
@@ -68,7 +75,7 @@ def explain(item: Translation, mappings: MappingSet, ids: Identifiers) -> Explan
     for held in item.mapped.held:
         entries.append((held.result, {**_sent(held.result), "held": held.reason}))
     ordered = sorted(entries, key=lambda pair: _position(pair[0]))
-    return Explanation(item.source, item.message_id, None, tuple(e for _, e in ordered))
+    return Explanation(item.source, item.message_id, None, tuple(e for _, e in ordered), verdict)
 
 
 def _position(result: Result) -> int:
