@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
-from adapter.config import Settings
+from adapter.config import DEFAULT_CONFIG, Settings
 from adapter.errors import TrialBridgeError
 from adapter.store import open_store
 from adapter.trial.gate import Gate
@@ -40,3 +41,33 @@ def enrolment_gate(settings: Settings) -> Iterator[Gate]:
     with open_store(settings.store_url) as store:
         registry = Registry(store, load_study(settings.study_path))
         yield Gate(registry.study, registry.index())
+
+
+# Options and arguments shared by the commands.
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Service configuration file.",
+)
+FHIR_URL = click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+STORE = click.option(
+    "--store", "store_url", help="State store URL (default: store.url from the config)."
+)
+FILES = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
+)
+
+
+def message_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named, with directories expanded to their ``*.hl7`` files in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".hl7"))
+        else:
+            files.append(path)
+    return files

@@ -10,8 +10,15 @@ from typing import Any
 import click
 import simplejson
 
-from adapter.cli._common import cli_errors, echo_json, enrolment_gate
-from adapter.cli.messages import _CONFIG, _FILES, _files
+from adapter.cli._common import (
+    CONFIG,
+    FILES,
+    JSON,
+    cli_errors,
+    echo_json,
+    enrolment_gate,
+    message_files,
+)
 from adapter.config import Settings, load_settings
 from adapter.mappings import MappingSet, load_mappings
 from adapter.pipeline import Translation, dry_run, translate
@@ -20,17 +27,15 @@ from adapter.tools.diff import diff_translations, old_mappings
 from adapter.tools.explain import explain
 from adapter.tools.lint import lint_directory
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
 
 def _dumps(data: Any) -> str:
     return simplejson.dumps(data, use_decimal=True, indent=2, ensure_ascii=False)
 
 
 @click.command("explain")
-@_FILES
-@_CONFIG
-@_JSON
+@FILES
+@CONFIG
+@JSON
 def explain_command(files: tuple[Path, ...], config_path: Path, as_json: bool) -> None:
     """Show, for each OBX, the rule that matched, the conversion, the status decision and
     the Observation it becomes; or why it was held.
@@ -45,7 +50,7 @@ def explain_command(files: tuple[Path, ...], config_path: Path, as_json: bool) -
         with enrolment_gate(settings) as gate:
             explained = [
                 explain(item, mappings, settings.identifiers)
-                for path in _files(files)
+                for path in message_files(files)
                 for item in dry_run(path.read_bytes(), str(path), settings, mappings, gate)
             ]
         if as_json:
@@ -97,8 +102,8 @@ def mappings_group() -> None:
 @click.argument(
     "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
-@_CONFIG
-@_JSON
+@CONFIG
+@JSON
 def check_mappings_command(directory: Path | None, config_path: Path, as_json: bool) -> None:
     """Lint analytes.yaml and units.yaml: schema, duplicate or conflicting codes, LOINC check
     digits, UCUM units and aliases, and conversions to each canonical unit.
@@ -135,8 +140,8 @@ def check_mappings_command(directory: Path | None, config_path: Path, as_json: b
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The new mappings directory (default: the configured one).",
 )
-@_CONFIG
-@_JSON
+@CONFIG
+@JSON
 def diff_mappings_command(
     messages: Path, against: str, current_dir: Path | None, config_path: Path, as_json: bool
 ) -> None:
@@ -150,7 +155,7 @@ def diff_mappings_command(
         settings = load_settings(config_path)
         current = current_dir or settings.mappings_dir
         old, new = old_mappings(against, current), load_mappings(current)
-        paths = _files((messages,))
+        paths = message_files((messages,))
         diff = diff_translations(_run(paths, settings, old), _run(paths, settings, new))
         if as_json:
             echo_json({"against": against, **diff.as_dict()})
@@ -170,15 +175,15 @@ def _run(paths: list[Path], settings: Settings, mappings: MappingSet) -> list[Tr
 
 
 @click.command("check")
-@_FILES
+@FILES
 @click.option(
     "--conformance",
     is_flag=True,
     required=True,
     help="Check structure and datatypes against the HL7 version in MSH-12 (hl7apy).",
 )
-@_CONFIG
-@_JSON
+@CONFIG
+@JSON
 def check_command(
     files: tuple[Path, ...], conformance: bool, config_path: Path, as_json: bool
 ) -> None:
@@ -192,7 +197,7 @@ def check_command(
     with cli_errors():
         settings = load_settings(config_path)
         report = []
-        for path in _files(files):
+        for path in message_files(files):
             for result in check_conformance(path.read_bytes(), settings.forced_charset):
                 report.append({"file": str(path), **result.as_dict()})
         if as_json:

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import simplejson
 
-from adapter.cli._common import cli_errors, echo_json, enrolment_gate
-from adapter.config import DEFAULT_CONFIG, load_settings
+from adapter.cli._common import CONFIG, FILES, cli_errors, echo_json, enrolment_gate, message_files
+from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
 from adapter.pipeline import (
@@ -25,29 +25,6 @@ from adapter.store import incoming, open_store
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 
-_FILES = click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
-)
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file.",
-)
-
-
-def _files(paths: tuple[Path, ...]) -> list[Path]:
-    """The files named, with directories expanded to their ``*.hl7`` files in name order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".hl7"))
-        else:
-            files.append(path)
-    return files
-
 
 def _report_held(item: Translation) -> None:
     for held in item.held:
@@ -59,8 +36,8 @@ def _report_held(item: Translation) -> None:
 
 
 @click.command("map")
-@_FILES
-@_CONFIG
+@FILES
+@CONFIG
 def map_command(files: tuple[Path, ...], config_path: Path) -> None:
     """Print the FHIR transaction Bundle each message becomes (no network).
 
@@ -80,7 +57,7 @@ def map_command(files: tuple[Path, ...], config_path: Path) -> None:
         with enrolment_gate(settings) as gate:
             items = [
                 item
-                for path in _files(files)
+                for path in message_files(files)
                 for item in dry_run(path.read_bytes(), str(path), settings, mappings, gate)
             ]
         for item in items:
@@ -99,9 +76,9 @@ def map_command(files: tuple[Path, ...], config_path: Path) -> None:
 
 
 @click.command("push")
-@_FILES
+@FILES
 @click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
-@_CONFIG
+@CONFIG
 @click.option("--store", "store_url", help="State store URL (default: store.url from the config).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def push_command(
@@ -125,7 +102,7 @@ def push_command(
     with cli_errors():
         settings = load_settings(config_path)
         mappings = load_mappings(settings.mappings_dir)
-        paths = _files(files)
+        paths = message_files(files)
         with (
             open_store(store_url or settings.store_url) as store,
             FhirClient(

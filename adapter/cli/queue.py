@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from adapter.cli._common import cli_errors, echo_json
-from adapter.config import DEFAULT_CONFIG, load_settings
+from adapter.cli._common import CONFIG, JSON, STORE, cli_errors, echo_json
+from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
 from adapter.pipeline import ReprocessSummary, reprocess_unmapped
@@ -20,24 +20,11 @@ from adapter.store import UNMAPPED_CODE, HeldGroup, open_store
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file.",
-)
-_STORE = click.option(
-    "--store", "store_url", help="State store URL (default: store.url from the config)."
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-
 
 @click.command("unmapped")
-@_CONFIG
-@_STORE
-@_JSON
+@CONFIG
+@STORE
+@JSON
 def unmapped(config_path: Path, store_url: str | None, as_json: bool) -> None:
     """List the held results: each unmapped code first, then the other reasons by kind.
 
@@ -112,9 +99,9 @@ def _by_kind(groups: list[HeldGroup]) -> dict[str, list[dict[str, Any]]]:
     help="Reprocess the messages with results held for an unmapped code.",
 )
 @click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
-@_CONFIG
-@_STORE
-@_JSON
+@CONFIG
+@STORE
+@JSON
 def reprocess(
     only_unmapped: bool,
     fhir_url: str | None,

@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from adapter.build.subject import subject_transaction
-from adapter.cli._common import cli_errors, echo_json
-from adapter.config import DEFAULT_CONFIG, Settings, load_settings
+from adapter.cli._common import CONFIG, FHIR_URL, JSON, cli_errors, echo_json
+from adapter.config import Settings, load_settings
 from adapter.errors import FhirError
 from adapter.fhir_client import FhirClient
 from adapter.store import open_store
@@ -23,17 +23,6 @@ from adapter.trial.enrolment import EnrolledSubject, HospitalId
 from adapter.trial.importer import plan_import
 from adapter.trial.registry import EnrolmentError, NewSubject, Registry
 from adapter.trial.study import load_study
-
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file.",
-)
-_FHIR = click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @dataclass
@@ -119,9 +108,9 @@ def _hospital_id(text: str) -> HospitalId:
     is_flag=True,
     help="Enrol although the age at consent is outside the study's range.",
 )
-@_FHIR
-@_CONFIG
-@_JSON
+@FHIR_URL
+@CONFIG
+@JSON
 def enrol(
     subject_id: str,
     ids: tuple[str, ...],
@@ -169,8 +158,8 @@ def subjects() -> None:
 
 
 @subjects.command("list")
-@_CONFIG
-@_JSON
+@CONFIG
+@JSON
 def subjects_list(config_path: Path, as_json: bool) -> None:
     """List the enrolled subjects (no hospital identifiers are printed).
 
@@ -190,8 +179,8 @@ def subjects_list(config_path: Path, as_json: bool) -> None:
 
 @subjects.command("show")
 @click.argument("subject_id")
-@_CONFIG
-@_JSON
+@CONFIG
+@JSON
 def subjects_show(subject_id: str, config_path: Path, as_json: bool) -> None:
     """Show one subject.
 
@@ -214,9 +203,9 @@ def subjects_show(subject_id: str, config_path: Path, as_json: bool) -> None:
 @click.option(
     "--override-age", is_flag=True, help="Accept ages at consent outside the study's range."
 )
-@_FHIR
-@_CONFIG
-@_JSON
+@FHIR_URL
+@CONFIG
+@JSON
 def subjects_import(
     csv_file: Path,
     dry_run: bool,
@@ -256,8 +245,8 @@ def subjects_import(
 
 
 @subjects.command("sync")
-@_FHIR
-@_CONFIG
+@FHIR_URL
+@CONFIG
 def subjects_sync(fhir_url: str | None, config_path: Path) -> None:
     """Publish every subject's Patient and ResearchSubject again (idempotent).
 
@@ -274,8 +263,8 @@ def subjects_sync(fhir_url: str | None, config_path: Path) -> None:
 @click.option(
     "--at", type=click.DateTime(), help="When (default: now). Forwarding stops from then."
 )
-@_FHIR
-@_CONFIG
+@FHIR_URL
+@CONFIG
 def withdraw(subject_id: str, at: datetime | None, fhir_url: str | None, config_path: Path) -> None:
     """Withdraw a subject: nothing more is forwarded from that moment; what was sent stays,
     and the ResearchSubject says so.
@@ -293,8 +282,8 @@ def withdraw(subject_id: str, at: datetime | None, fhir_url: str | None, config_
 @click.argument("subject_id")
 @click.option("--died", type=click.DateTime(["%Y-%m-%d"]), help="Date of death.")
 @click.option("--alive", type=click.DateTime(["%Y-%m-%d"]), help="Date last known alive.")
-@_FHIR
-@_CONFIG
+@FHIR_URL
+@CONFIG
 def vital_status(
     subject_id: str,
     died: datetime | None,
