@@ -105,4 +105,6 @@ def survival_table(results: Sequence[ArmSurvival], horizon: int = ONE_YEAR) -> p
         }
         for r in results
     ]
-    return pd.DataFrame(rows, columns=SURVIVAL_COLUMNS)
+    # Floats throughout (NaN, written blank, where there is no estimate).
+    frame = pd.DataFrame(rows, columns=SURVIVAL_COLUMNS)
+    return frame.astype({"survival": "float64", "ci_lower": "float64", "ci_upper": "float64"})
