@@ -22,6 +22,7 @@ from adapter.build.subject import subject_transaction
 from adapter.config import Settings
 from adapter.errors import FhirError, MessageError
 from adapter.fhir_client import FhirClient
+from adapter.intake import Intake
 from adapter.lifecycle import identifier_value, reconcile, stored_observations
 from adapter.mapping import HeldResult, MappedReport, map_report
 from adapter.mapping.times import to_fhir_datetime
@@ -34,6 +35,7 @@ from adapter.store import (
     UNMAPPED_CODE,
     Incoming,
     Outcome,
+    Received,
     Store,
     StoredMessage,
     held_row,
@@ -255,6 +257,7 @@ class PushSummary:
     unattributable: int = 0  # not HL7 or no readable PID-3: nobody to tie them to, not kept
     dropped_results: int = 0  # results of enrolled subjects dated before the baseline window
     vital: int = 0  # vital-status changes recorded from ADT messages
+    subjects: set[str] = field(default_factory=set)  # subjects whose results were written
     by_analyte: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -288,10 +291,11 @@ def push_messages(
     failed stays ``received``, so the next push of it (or the service) tries it again.
     """
     summary = PushSummary()
-    gate = Gate(registry.study, registry.index()) if registry else None
+    intake = Intake(store, registry) if registry else None
     for batch in _batches(messages, batch_size):
+        gate = Gate(registry.study, registry.index()) if registry else None
         outcomes: list[Outcome] = []
-        for entry in store.receive(_admitted(batch, gate, summary)):
+        for entry in _into_inbox(batch, store, intake, summary):
             if entry.duplicate:
                 summary.messages += 1
                 summary.duplicates += 1
@@ -305,20 +309,20 @@ def push_messages(
     return summary
 
 
-def _admitted(batch: list[Incoming], gate: Gate | None, summary: PushSummary) -> list[Incoming]:
-    """The messages that may be kept: everyone else's are counted and forgotten."""
-    if gate is None:
-        return batch
-    now = datetime.now(UTC)
+def _into_inbox(
+    batch: list[Incoming], store: Store, intake: Intake | None, summary: PushSummary
+) -> list[Received]:
+    """Commit the messages that may be kept; everyone else's are counted and forgotten."""
+    if intake is None:
+        return store.receive(batch)
     kept = []
-    for message in batch:
-        verdict = gate.admit(message.raw, now).verdict
-        if verdict in (NOT_ENROLLED, WITHDRAWN, UNATTRIBUTABLE):
-            summary.messages += 1
-            summary.dropped += verdict != UNATTRIBUTABLE
-            summary.unattributable += verdict == UNATTRIBUTABLE
+    for accepted in intake.accept(batch):
+        if accepted.received is not None:
+            kept.append(accepted.received)
         else:
-            kept.append(message)
+            summary.messages += 1
+            summary.dropped += accepted.verdict != UNATTRIBUTABLE
+            summary.unattributable += accepted.verdict == UNATTRIBUTABLE
     return kept
 
 
@@ -374,6 +378,8 @@ def _push_one(item: Translation, client: FhirClient, summary: PushSummary) -> st
         return str(exc)
     summary.pushed += 1
     summary.skipped += len(skipped)
+    if item.subject is not None:
+        summary.subjects.add(item.subject.subject_id)
     _count_written(summary, item.mapped, bundle)
     return None
 

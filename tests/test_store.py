@@ -211,3 +211,14 @@ def test_a_store_that_cannot_be_reached_is_named_without_a_password() -> None:
     with pytest.raises(StoreError) as failed:
         open_store(url)
     assert "127.0.0.1:9" in str(failed.value) and "secret" not in str(failed.value)
+
+
+def test_source_state_is_durable_per_source_and_key(store_url: str, store: Store) -> None:
+    assert store.get_state("file-drop", "taken:a.hl7") is None
+    store.set_state("file-drop", "taken:a.hl7", "2024-01-01")
+    store.set_state("file-drop", "taken:a.hl7", "2024-01-02")
+    store.set_state("lis-query", "watermark:DDSC-001", "20240115")
+    store.close()
+    with open_store(store_url) as again:
+        assert again.get_state("file-drop", "taken:a.hl7") == "2024-01-02"
+        assert again.states("lis-query") == {"watermark:DDSC-001": "20240115"}

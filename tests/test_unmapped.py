@@ -196,7 +196,7 @@ def test_nothing_identifying_is_stored_outside_the_raw_message(
             if name != "raw"
         ]
         tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        registry = {"subjects", "subject_identifiers", "subject_infusions"}
+        registry = {"subjects", "subject_identifiers", "subject_infusions", "source_state"}
         assert {t for (t,) in tables} == {"alembic_version", "messages", "held_results"} | registry
     assert len(cells) > 20
     assert not [c for c in cells if "MRN778812" in c or "Patient" in c]

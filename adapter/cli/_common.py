@@ -29,7 +29,11 @@ def cli_errors() -> Iterator[None]:
 
 def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON on standard output."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    return sorted(value) if isinstance(value, set | frozenset) else str(value)
 
 
 Echo = Callable[[str], None]

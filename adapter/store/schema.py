@@ -191,3 +191,14 @@ subject_infusions = Table(
     Column("infusion_date", Date(), nullable=False),
     UniqueConstraint("subject_id", "infusion_date"),
 )
+
+# Small durable state of each source (file drop, MLLP, LIS query pull): watermarks, files
+# already taken, last success. Keys and values are the source's own (text, JSON if needed).
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("key", String(SHORT_TEXT_LENGTH), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,7 +32,7 @@ from adapter.errors import StoreError
 from adapter.store.engine import WRITE, create_store_engine, migrate, parse_url
 from adapter.store.held import HeldRow
 from adapter.store.inbox import Incoming
-from adapter.store.schema import PROCESSED, RECEIVED, held_results, messages
+from adapter.store.schema import PROCESSED, RECEIVED, held_results, messages, source_state
 
 Clock = Callable[[], datetime]
 
@@ -343,6 +354,37 @@ class Store:
             frozenset(open_locations),
             row.received_at,
         )
+
+    # Source state ------------------------------------------------------------------------
+
+    def get_state(self, source: str, key: str) -> str | None:
+        """A source's durable value for ``key`` (None when never set)."""
+        c = source_state.c
+        with self._reading() as conn:
+            value = conn.scalar(select(c.value).where(c.source == source, c.key == key))
+        return None if value is None else str(value)
+
+    def set_state(self, source: str, key: str, value: str) -> None:
+        """Set a source's durable value for ``key`` (insert or replace, one transaction)."""
+        c = source_state.c
+        now = self._clock()
+        with self._writing() as conn:
+            updated = conn.execute(
+                update(source_state)
+                .where(c.source == source, c.key == key)
+                .values(value=value, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                conn.execute(
+                    insert(source_state).values(source=source, key=key, value=value, updated_at=now)
+                )
+
+    def states(self, source: str) -> dict[str, str]:
+        """Every value a source has stored."""
+        c = source_state.c
+        with self._reading() as conn:
+            rows = conn.execute(select(c.key, c.value).where(c.source == source)).all()
+        return {row.key: row.value for row in rows}
 
     # Plumbing ----------------------------------------------------------------------------
 

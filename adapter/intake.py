@@ -1,0 +1,79 @@
+"""Stage "inbox": the one door every source (file drop, MLLP, LIS query) comes through.
+
+:meth:`Intake.accept` runs the enrolment gate on each message, forgets everyone else's at
+once (counts only), and commits the rest to the state store's inbox in one transaction,
+deduplicated by sender + MSH-10 + content hash. It returns only after the commit, so an MLLP
+listener may ACK when it returns: an ACK never precedes durability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from adapter.store import Incoming, Received, Store
+from adapter.trial.gate import UNATTRIBUTABLE, Gate
+from adapter.trial.registry import Registry
+
+Clock = Callable[[], datetime]
+_FORGOTTEN = ("not-enrolled", "withdrawn", UNATTRIBUTABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What happened to one message at the door."""
+
+    message: Incoming
+    verdict: str  # enrolled | ambiguous | not-enrolled | withdrawn | unattributable
+    received: Received | None  # the inbox row, when it was kept
+
+    @property
+    def kept(self) -> bool:
+        return self.received is not None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.received is not None and self.received.duplicate
+
+
+@dataclass
+class IntakeCounts:
+    """Counts only: nothing of a forgotten message is kept, not even here."""
+
+    kept: int = 0
+    duplicates: int = 0
+    forgotten: dict[str, int] = field(default_factory=dict)
+
+
+class Intake:
+    """The enrolment gate plus the inbox. The registry is read again for every batch, so an
+    enrolment or withdrawal takes effect without a restart."""
+
+    def __init__(self, store: Store, registry: Registry, clock: Clock | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.counts = IntakeCounts()
+
+    def accept(self, batch: Sequence[Incoming]) -> list[Accepted]:
+        """Decide, keep (committed when this returns) or forget each message, in order."""
+        gate = Gate(self.registry.study, self.registry.index())
+        now = self.clock()
+        verdicts = [gate.admit(message.raw, now).verdict for message in batch]
+        keep = [m for m, v in zip(batch, verdicts, strict=True) if v not in _FORGOTTEN]
+        received = iter(self.store.receive(keep))
+        accepted = []
+        for message, verdict in zip(batch, verdicts, strict=True):
+            row = None if verdict in _FORGOTTEN else next(received)
+            accepted.append(Accepted(message, verdict, row))
+            self._count(verdict, row)
+        return accepted
+
+    def _count(self, verdict: str, row: Received | None) -> None:
+        if row is None:
+            self.counts.forgotten[verdict] = self.counts.forgotten.get(verdict, 0) + 1
+        elif row.duplicate:
+            self.counts.duplicates += 1
+        else:
+            self.counts.kept += 1
