@@ -67,12 +67,28 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
     return doc
 
 
-def _apply_env(raw: dict[str, dict[str, Any]], environ: Mapping[str, str]) -> None:
-    for section, values in raw.items():
-        for key in values:
-            name = f"TRIALBRIDGE_{section}_{key}".upper()
-            if name in environ:
-                values[key] = environ[name]
+def _apply_env(
+    raw: dict[str, Any], environ: Mapping[str, str], prefix: str = "TRIALBRIDGE"
+) -> None:
+    """Override any scalar at any depth: ``sources: {mllp: {port: 2575}}`` is
+    ``TRIALBRIDGE_SOURCES_MLLP_PORT``."""
+    for key, value in raw.items():
+        name = f"{prefix}_{key}".upper().replace("-", "_")
+        if isinstance(value, dict):
+            _apply_env(value, environ, name)
+        elif name in environ:
+            raw[key] = environ[name]
+
+
+def config_section(
+    name: str, path: Path = DEFAULT_CONFIG, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """One section of the configuration file (with environment overrides), for the modules
+    that own and validate it (sources, service, auth, ...). Empty when absent."""
+    raw = _read(path)
+    _apply_env(raw, os.environ if environ is None else environ)
+    section = raw.get(name, {})
+    return dict(section)
 
 
 def _validate(raw: dict[str, dict[str, Any]], where: str) -> Settings:
