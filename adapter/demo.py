@@ -11,6 +11,7 @@ import csv
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ class DemoResult:
     landed_by_analyte: dict[str, int] = field(default_factory=dict)
     subject_id: str = ""
     subject_results: list[dict[str, str]] = field(default_factory=list)
+    report_files: list[str] = field(default_factory=list)
 
 
 def run_demo(
@@ -73,7 +75,15 @@ def run_demo(
     first = registry_first_subject(out / "enrolment.csv")
     result.subject_id = first
     result.subject_results = subject_results(client, study, first)
+    result.report_files = _write_report(client, study, mappings, out.parent / "report")
     return result
+
+
+def _write_report(client: FhirClient, study: Study, mappings: MappingSet, out: Path) -> list[str]:
+    """The research staff's report of the simulated trial, read back from the FHIR server."""
+    from adapter.report import run_report  # pandas, matplotlib, lifelines: only when needed
+
+    return run_report(client, study, mappings, out, as_of=date.today()).files
 
 
 def _enrol_from_csv(registry: Registry, csv_path: Path, client: FhirClient) -> int:

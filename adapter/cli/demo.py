@@ -81,6 +81,9 @@ def _print(result: DemoResult, base_url: str) -> None:
             f"  {row['visit']:<9} {row['date']:<26} {row['loinc']:<8} "
             f"{row['analyte'][:34]:<34} {row['value']:<14} {row['status']}"
         )
+    click.echo("\nThe research staff's report, read back from the FHIR server:")
+    for path in result.report_files:
+        click.echo(f"  {path}")
     click.echo(f"\nExplore: {base_url}/Observation?code=http://loinc.org|1742-6")
 
 
