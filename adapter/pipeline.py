@@ -18,7 +18,6 @@ from typing import Any
 
 from adapter.build import TrialLink, build_transaction, result_identifier
 from adapter.build.provenance import MessageSource, mappings_fingerprint, sha256_of
-from adapter.build.subject import subject_transaction
 from adapter.config import Settings
 from adapter.errors import FhirError, MessageError
 from adapter.fhir_client import FhirClient
@@ -280,32 +279,30 @@ def push_messages(
     registry: Registry | None = None,
     batch_size: int = 200,
 ) -> PushSummary:
-    """Record each enrolled subject's message in the store's inbox, then push the ones not
-    seen before.
+    """Record each enrolled subject's message in the store's inbox, then process the inbox
+    and push the outbox to completion: the service's own stages, run once.
 
     With a ``registry`` (the service always has one), the enrolment gate runs first: a
     message of anyone not enrolled is dropped at once and leaves nothing in the store.
-    Per batch: one transaction puts the messages into the inbox (duplicates recognised and
-    counted, not pushed again), each new message is translated and pushed, and one
-    transaction records every message's status and held results. A message whose push
-    failed stays ``received``, so the next push of it (or the service) tries it again.
+    Messages already in the inbox and finished with are counted as duplicates. Processing
+    writes each message's transaction to the outbox together with its status and held
+    results; pushing sends every pending transaction once, per subject in the order the
+    messages were received. A transaction the server could not take stays in the outbox
+    (``failed`` counts it), so the next push (or the service) sends it.
     """
+    from adapter.service.config import service_config  # the service builds on this module
+    from adapter.service.stages import Stages
+    from adapter.store.service import ServiceStore
+
     summary = PushSummary()
     intake = Intake(store, registry) if registry else None
     for batch in _batches(messages, batch_size):
-        gate = Gate(registry.study, registry.index()) if registry else None
-        outcomes: list[Outcome] = []
         for entry in _into_inbox(batch, store, intake, summary):
             if entry.duplicate:
                 summary.messages += 1
                 summary.duplicates += 1
-                continue
-            raw, source = entry.message.raw, entry.message.source
-            for item in translate(raw, source, settings, mappings, gate=gate):
-                error = _apply_vital(item, client, registry, summary) if item.vital else None
-                error = error or _push_one(item, client, summary)
-                outcomes.append(_outcome(entry.row_id, item, error))
-        store.record(outcomes)
+    stages = Stages(ServiceStore(store), client, settings, mappings, registry, service_config({}))
+    stages.run_to_completion(summary, batch_size)
     return summary
 
 
@@ -326,25 +323,8 @@ def _into_inbox(
     return kept
 
 
-def _apply_vital(
-    item: Translation, client: FhirClient, registry: Registry | None, summary: PushSummary
-) -> str | None:
-    """Record a death from an ADT message and publish the subject's new state."""
-    vital, subject = item.vital, item.subject
-    if vital is None or subject is None or registry is None or not vital.died:
-        return None
-    died_on = _death_date(vital, registry.study.timezone)
-    updated = registry.record_vital_status(subject.subject_id, died_on=died_on)
-    try:
-        client.transaction(subject_transaction(registry.study, updated.record))
-    except FhirError as exc:
-        summary.errors.append(f"{item.source}: vital status of {subject.subject_id}: {exc}")
-        return str(exc)
-    summary.vital += 1
-    return None
-
-
-def _death_date(vital: VitalEvent, tz: timezone) -> date:
+def death_date(vital: VitalEvent, tz: timezone) -> date:
+    """The day of death an ADT message gives, in the study's time zone."""
     when = vital.death_time or vital.event_time
     fhir = to_fhir_datetime(when, "+00:00") if when else None
     return local_date(fhir, tz) if fhir else datetime.now(tz).date()
@@ -384,7 +364,8 @@ def _push_one(item: Translation, client: FhirClient, summary: PushSummary) -> st
     return None
 
 
-def _outcome(row_id: int, item: Translation, error: str | None) -> Outcome:
+def outcome_of(row_id: int, item: Translation, error: str | None) -> Outcome:
+    """The inbox status a translated message gets, with its held results."""
     nothing_to_send = item.vital is not None or item.dropped
     if error:
         status = REFUSED if item.bundle is None and not nothing_to_send else RECEIVED
@@ -447,7 +428,7 @@ def _reprocessed(
     still = {h.result.location for h in item.held}
     if item.bundle is not None and stored.status == PROCESSED and stored.open_locations <= still:
         summary.unchanged += 1  # pushed before, and nothing newly mapped: no need to push
-        return _outcome(stored.row_id, item, None)
+        return outcome_of(stored.row_id, item, None)
     pushed = PushSummary()
     error = _push_one(item, client, pushed)
     if error:
@@ -455,7 +436,7 @@ def _reprocessed(
         summary.errors.extend(pushed.errors)
     else:
         summary.pushed += 1
-    return _outcome(stored.row_id, item, error)
+    return outcome_of(stored.row_id, item, error)
 
 
 def _count_written(summary: PushSummary, mapped: MappedReport, bundle: dict[str, Any]) -> None:

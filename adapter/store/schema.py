@@ -202,3 +202,81 @@ source_state = Table(
     Column("value", Text(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# The service (issue 6): the outbox of transactions for the FHIR server, its dead letters,
+# leases (one active scheduler per store) and the record of each job's runs.
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+OUTBOX_STATUSES = (PENDING, SENT, DEAD)
+RESULTS, SUBJECT = "results", "subject"  # what an outbox transaction carries
+OUTBOX_KINDS = (RESULTS, SUBJECT)
+HOLDER_LENGTH = 128
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("subject_id", String(SUBJECT_ID_LENGTH), nullable=False),  # "" without a registry
+    Column("sequence", BigInteger(), nullable=False),  # order within the subject
+    Column("kind", String(16), nullable=False),
+    Column("bundle", Text(), nullable=False),  # the transaction, JSON with exact decimals
+    Column("status", String(8), nullable=False, server_default=PENDING),
+    Column("attempts", Integer(), nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("claimed_by", String(HOLDER_LENGTH), nullable=True),  # the pushing worker's lease
+    Column("claimed_until", UtcDateTime(), nullable=True),
+    CheckConstraint(f"status IN {OUTBOX_STATUSES!r}", name="status"),
+    CheckConstraint(f"kind IN {OUTBOX_KINDS!r}", name="kind"),
+    Index("ix_outbox_status_subject_id_sequence", "status", "subject_id", "sequence"),
+    Index("ix_outbox_message_id", "message_id"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    _id(),
+    Column(
+        "outbox_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("outbox.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("http_status", Integer(), nullable=True),
+    Column("outcome", Text(), nullable=False),  # the server's OperationOutcome, as text
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("retried_at", UtcDateTime(), nullable=True),  # NULL while it is a dead letter
+    Index(
+        "ix_dead_letters_open",
+        "outbox_id",
+        sqlite_where=text("retried_at IS NULL"),
+        postgresql_where=text("retried_at IS NULL"),
+    ),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(HOLDER_LENGTH), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("name", String(64), primary_key=True),  # a job, or a source (source:NAME)
+    Column("holder", String(HOLDER_LENGTH), nullable=True),
+    Column("last_success_at", UtcDateTime(), nullable=True),
+    Column("last_error_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("last_count", Integer(), nullable=False, server_default=text("0")),
+    Column("runs", BigInteger(), nullable=False, server_default=text("0")),
+)

@@ -1,0 +1,97 @@
+"""The ``service:`` section of ``config/trialbridge.yaml``, validated into :class:`ServiceConfig`.
+
+Every key has a default, so a configuration without the section runs the service as shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from adapter.errors import ConfigError
+
+JOBS = ("sources", "process", "push", "scores", "purge")
+_DEFAULT_INTERVALS = {"sources": 5.0, "process": 2.0, "push": 2.0, "scores": 60.0, "purge": 3600.0}
+_DEFAULT_BATCHES = {"sources": 0, "process": 200, "push": 50, "scores": 0, "purge": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """How often a job runs and how much it takes per batch."""
+
+    interval_seconds: float
+    batch_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Everything ``trialbridge run`` needs beyond :class:`~adapter.config.Settings`."""
+
+    jobs: Mapping[str, Job]
+    http_host: str = "127.0.0.1"
+    http_port: int = 9108
+    lease_seconds: float = 15.0
+    max_bundle_entries: int = 100
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    claim_seconds: float = 120.0
+    raw_retention: timedelta = timedelta(days=90)
+
+    def job(self, name: str) -> Job:
+        return self.jobs[name]
+
+
+def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceConfig:
+    """Validate the raw section (empty: every default)."""
+    jobs_raw = _section(raw, "jobs", where)
+    jobs = {name: _job(name, _section(jobs_raw, name, where), where) for name in JOBS}
+    http = _section(raw, "http", where)
+    push = _section(raw, "push", where)
+    retention = _section(raw, "retention", where)
+    return ServiceConfig(
+        jobs=jobs,
+        http_host=str(http.get("host", "127.0.0.1")),
+        http_port=int(_number(http.get("port", 9108), f"{where}.http.port")),
+        lease_seconds=_number(raw.get("lease_seconds", 15), f"{where}.lease_seconds", low=1),
+        max_bundle_entries=int(
+            _number(push.get("max_bundle_entries", 100), f"{where}.push.max_bundle_entries", low=4)
+        ),
+        backoff_base_seconds=_number(
+            push.get("backoff_base_seconds", 1), f"{where}.push.backoff_base_seconds"
+        ),
+        backoff_max_seconds=_number(
+            push.get("backoff_max_seconds", 300), f"{where}.push.backoff_max_seconds"
+        ),
+        claim_seconds=_number(push.get("claim_seconds", 120), f"{where}.push.claim_seconds", low=1),
+        raw_retention=timedelta(
+            days=_number(retention.get("raw_days", 90), f"{where}.retention.raw_days")
+        ),
+    )
+
+
+def _job(name: str, raw: Mapping[str, Any], where: str) -> Job:
+    interval = raw.get("interval_seconds", _DEFAULT_INTERVALS[name])
+    batch = raw.get("batch_size", _DEFAULT_BATCHES[name])
+    return Job(
+        interval_seconds=_number(interval, f"{where}.jobs.{name}.interval_seconds", low=0.05),
+        batch_size=int(_number(batch, f"{where}.jobs.{name}.batch_size")),
+    )
+
+
+def _section(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{where}.{key}' must be a section of keys")
+    return value
+
+
+def _number(value: Any, name: str, *, low: float = 0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"'{name}' must be a number, not {value!r}") from None
+    if number < low:
+        raise ConfigError(f"'{name}' must be at least {low:g}")
+    return number

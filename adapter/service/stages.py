@@ -1,0 +1,289 @@
+"""The stages after the inbox, as jobs: process (inbox -> outbox) and push (outbox -> FHIR
+server), plus the retention purge. ``trialbridge push`` and ``trialbridge run`` both use
+them, so there is one code path from the inbox to the FHIR server.
+
+- :meth:`Stages.process_inbox` claims a batch of received messages, translates each
+  (enrolment gate, mapping, trial context: :func:`adapter.pipeline.translate`) and, in the
+  same database transaction, writes their transactions to the outbox, their held results and
+  their new status. An ADT death updates the registry and queues the subject's transaction.
+- :meth:`Stages.push_outbox` claims due transactions subject by subject (in the order their
+  messages were received), reconciles each with what the server holds
+  (:mod:`adapter.lifecycle`) and sends it. A connection error, 429 or 5xx schedules the
+  transaction again with exponential backoff and jitter (Retry-After honoured) and holds
+  back that subject's later ones; any other 4xx makes it a dead letter.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import simplejson
+
+from adapter.build.subject import subject_transaction
+from adapter.config import Settings
+from adapter.errors import FhirError, TrialBridgeError
+from adapter.fhir_client import FhirClient
+from adapter.lifecycle import reconcile, stored_observations
+from adapter.mappings import MappingSet
+from adapter.pipeline import PushSummary, Translation, death_date, outcome_of, translate
+from adapter.service import metrics
+from adapter.service.config import ServiceConfig
+from adapter.service.plan import Backoff, next_attempt, pick_due, retryable, split_bundle
+from adapter.store import REFUSED, Outcome
+from adapter.store.schema import RESULTS, SUBJECT
+from adapter.store.service import (
+    Death,
+    InboxMessage,
+    OutboxRow,
+    Processed,
+    Queued,
+    ServiceStore,
+)
+from adapter.trial.gate import Gate
+from adapter.trial.registry import Registry
+
+_ALL = metrics.ALL_SOURCES
+
+
+def new_holder() -> str:
+    """A name for this worker in leases and claims (no host names: just unique)."""
+    return f"worker-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Stages:
+    """The jobs' work over one store and one FHIR server."""
+
+    store: ServiceStore
+    client: FhirClient
+    settings: Settings
+    mappings: MappingSet
+    registry: Registry | None
+    config: ServiceConfig
+    holder: str = field(default_factory=new_holder)
+    rng: random.Random = field(default_factory=random.Random)
+    stopping: Callable[[], bool] = lambda: False
+
+    # Process: inbox -> outbox ----------------------------------------------------------
+
+    def process_inbox(self, batch_size: int, summary: PushSummary | None = None) -> int:
+        """Process up to ``batch_size`` received messages; how many were claimed."""
+        summary = summary if summary is not None else PushSummary()
+        registry = self.registry
+        gate = Gate(registry.study, registry.index()) if registry else None
+        with self.store.claim_inbox(batch_size) as claim:
+            parts = [self._process(message, gate, summary) for message in claim.messages]
+            claim.finish(_merged(parts), self.store.now())
+        return len(claim.messages)
+
+    def _process(self, message: InboxMessage, gate: Gate | None, summary: PushSummary) -> Processed:
+        source = f"message {message.control_id or message.row_id}"
+        try:
+            items = list(
+                translate(
+                    message.raw,
+                    source,
+                    self.settings,
+                    self.mappings,
+                    gate=gate,
+                    received_at=message.received_at,
+                )
+            )
+        except TrialBridgeError as exc:  # never stop the batch for one message
+            summary.messages += 1
+            summary.refused += 1
+            summary.errors.append(f"{source}: {exc}")
+            return Processed([Outcome(message.row_id, REFUSED, str(exc), ())], [])
+        return _merged([self._planned(message.row_id, item, summary) for item in items])
+
+    def _planned(self, row_id: int, item: Translation, summary: PushSummary) -> Processed:
+        _count_processed(item, summary)
+        error = str(item.error) if item.bundle is None and item.error else None
+        outcome = outcome_of(row_id, item, error)
+        subject = item.subject.subject_id if item.subject else ""
+        if item.bundle is not None:
+            parts = split_bundle(item.bundle, self.config.max_bundle_entries)
+            queued = [Queued(row_id, subject, row_id, RESULTS, _json(part)) for part in parts]
+            return Processed([outcome], queued)
+        death = self._death(item)
+        if death is None:
+            return Processed([outcome], [])
+        summary.vital += 1
+        return Processed([outcome], [self._subject_queued(row_id, item, death)], [death])
+
+    def _death(self, item: Translation) -> Death | None:
+        vital, subject, registry = item.vital, item.subject, self.registry
+        if vital is None or subject is None or registry is None or not vital.died:
+            return None
+        return Death(subject.subject_id, death_date(vital, registry.study.timezone))
+
+    def _subject_queued(self, row_id: int, item: Translation, death: Death) -> Queued:
+        assert item.subject is not None and self.registry is not None
+        record = replace(item.subject.record, died_on=death.died_on, status="off-study")
+        bundle = subject_transaction(self.registry.study, record)
+        return Queued(row_id, death.subject_id, row_id, SUBJECT, _json(bundle))
+
+    # Push: outbox -> FHIR server ---------------------------------------------------------
+
+    def push_outbox(
+        self,
+        batch_size: int,
+        summary: PushSummary | None = None,
+        *,
+        ignore_schedule: bool = False,
+        tried: set[int] | None = None,
+    ) -> int:
+        """Push up to ``batch_size`` due transactions; how many were claimed.
+
+        ``ignore_schedule`` (``trialbridge push``) tries rows waiting for their next
+        attempt now, each at most once per ``tried`` set.
+        """
+        summary = summary if summary is not None else PushSummary()
+        rows = self._claim(batch_size, ignore_schedule, tried or set())
+        if tried is not None:
+            tried.update(row.row_id for row in rows)
+        done: set[int] = set()
+        try:
+            for subject_rows in _by_subject(rows):
+                self._push_subject(subject_rows, summary, done)
+        finally:
+            self.store.release([r.row_id for r in rows if r.row_id not in done], self.holder)
+        return len(rows)
+
+    def _claim(self, limit: int, ignore_schedule: bool, tried: set[int]) -> list[OutboxRow]:
+        now = self.store.now()
+        until = now + timedelta(seconds=self.config.claim_seconds)
+        with self.store.claiming() as conn:
+            pending, barrier = self.store.candidates(conn)
+            pending = [p for p in pending if p.row_id not in tried]
+            ids = pick_due(pending, now, limit, barrier=barrier, ignore_schedule=ignore_schedule)
+            return self.store.claim(conn, ids, self.holder, until)
+
+    def _push_subject(self, rows: list[OutboxRow], summary: PushSummary, done: set[int]) -> None:
+        for n, row in enumerate(rows):
+            if self.stopping() or not self._push_row(row, summary):
+                _count_held_back(rows[n + 1 :], summary)
+                return
+            done.add(row.row_id)
+
+    def _push_row(self, row: OutboxRow, summary: PushSummary) -> bool:
+        """Push one transaction; False when the subject's later ones must wait."""
+        bundle = simplejson.loads(row.bundle, use_decimal=True)
+        started = time.perf_counter()
+        try:
+            skipped: Sequence[Any] = ()
+            if row.kind == RESULTS:
+                bundle, skipped = reconcile(bundle, stored_observations(self.client, bundle))
+            self.client.transaction(bundle)
+        except FhirError as exc:
+            return self._failed(row, exc, summary)
+        finally:
+            metrics.PUSH_LATENCY.observe(time.perf_counter() - started)
+        self.store.mark_sent(row.row_id, self.holder)
+        metrics.PUSHED.labels(source=_ALL).inc()
+        _count_sent(row, bundle, len(skipped), summary, self._analytes())
+        return True
+
+    def _failed(self, row: OutboxRow, exc: FhirError, summary: PushSummary) -> bool:
+        summary.failed += 1
+        summary.errors.append(f"message {row.message_id} ({row.kind}): {exc}")
+        if retryable(exc.status):
+            backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
+            delay = backoff.delay(row.attempts + 1, _retry_after(exc), self.rng)
+            at = next_attempt(self.store.now(), delay)
+            self.store.retry_later(row, self.holder, str(exc), at)
+            metrics.FAILED.labels(source=_ALL, outcome="retry").inc()
+            return False
+        self.store.mark_dead(row, self.holder, exc.status, exc.outcome or str(exc))
+        metrics.FAILED.labels(source=_ALL, outcome="dead").inc()
+        return True
+
+    def _analytes(self) -> dict[str, str]:
+        return {a.loinc: key for key, a in self.mappings.analytes.items()}
+
+    # Retention ---------------------------------------------------------------------------
+
+    def purge_raw(self, retention: timedelta) -> int:
+        """Forget raw bytes (and sent transactions) older than ``retention``."""
+        return self.store.purge_raw(self.store.now() - retention)
+
+    # The whole way, for ``trialbridge push`` ----------------------------------------------
+
+    def run_to_completion(self, summary: PushSummary, batch_size: int = 200) -> None:
+        """Process every received message, then push every pending transaction once."""
+        while self.process_inbox(batch_size, summary):
+            pass
+        tried: set[int] = set()
+        while self.push_outbox(batch_size, summary, ignore_schedule=True, tried=tried):
+            pass
+
+
+def _merged(parts: Sequence[Processed]) -> Processed:
+    return Processed(
+        [o for p in parts for o in p.outcomes],
+        [q for p in parts for q in p.queued],
+        [d for p in parts for d in p.deaths],
+    )
+
+
+def _json(bundle: dict[str, Any]) -> str:
+    return simplejson.dumps(bundle, use_decimal=True, separators=(",", ":"))
+
+
+def _count_processed(item: Translation, summary: PushSummary) -> None:
+    summary.messages += 1
+    summary.held += len(item.held)
+    summary.dropped_results += item.dropped_results
+    metrics.HELD.labels(source=_ALL).inc(len(item.held))
+    if item.dropped:
+        summary.dropped += 1
+    elif item.bundle is not None:
+        metrics.MAPPED.labels(source=_ALL).inc()
+    elif item.vital is None and item.error is not None:
+        summary.refused += 1
+        summary.errors.append(f"{item.source}: {item.error}")
+        metrics.REFUSED.labels(source=_ALL).inc()
+
+
+def _count_sent(
+    row: OutboxRow,
+    bundle: dict[str, Any],
+    skipped: int,
+    summary: PushSummary,
+    analytes: dict[str, str],
+) -> None:
+    if row.kind != RESULTS:
+        return
+    summary.pushed += 1
+    summary.skipped += skipped
+    if row.subject_id:
+        summary.subjects.add(row.subject_id)
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Observation":
+            summary.observations += 1
+            key = analytes.get(resource["code"]["coding"][0].get("code", ""), "other")
+            summary.by_analyte[key] = summary.by_analyte.get(key, 0) + 1
+
+
+def _count_held_back(rows: Sequence[OutboxRow], summary: PushSummary) -> None:
+    summary.failed += len(rows)
+
+
+def _by_subject(rows: Sequence[OutboxRow]) -> Iterator[list[OutboxRow]]:
+    groups: dict[str, list[OutboxRow]] = {}
+    for row in rows:
+        groups.setdefault(row.subject_id, []).append(row)
+    yield from groups.values()
+
+
+def _retry_after(exc: FhirError) -> float | None:
+    """The server's Retry-After in seconds, when the FHIR client read one."""
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,487 @@
+"""The service's tables: the outbox, dead letters, leases and job runs (migration 0004).
+
+:class:`ServiceStore` wraps a :class:`~adapter.store.Store` and adds what the scheduled jobs
+need. Every method is one short transaction, except :meth:`ServiceStore.claim_inbox`: it
+holds one write transaction while the caller translates the claimed messages, so that
+writing their outbox rows, their held results and their status is one commit.
+
+Workers share the queues safely. Inbox rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL (SQLite has a single writer: ``BEGIN IMMEDIATE``). Outbox rows are claimed with
+a row lease (``claimed_by``/``claimed_until``) by whole subjects, under a PostgreSQL advisory
+lock (SQLite: ``BEGIN IMMEDIATE``), so one subject's transactions are pushed by one worker,
+in order; a worker that dies leaves its claim to expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, text, update
+
+from adapter.store.held import HeldRow
+from adapter.store.schema import (
+    DEAD,
+    PENDING,
+    PROCESSED,
+    RECEIVED,
+    SENT,
+    dead_letters,
+    held_results,
+    job_runs,
+    leases,
+    messages,
+    outbox,
+    subjects,
+)
+from adapter.store.store import Outcome, Store
+
+_CLAIM_LOCK = 0x7472_6963  # "tric": serialises outbox claims on PostgreSQL
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A claimed inbox row, to be processed."""
+
+    row_id: int
+    control_id: str
+    raw: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One transaction for the outbox."""
+
+    message_id: int
+    subject_id: str
+    sequence: int
+    kind: str  # results | subject
+    bundle: str  # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Death:
+    """A subject's death, learnt from an ADT message (recorded with the message)."""
+
+    subject_id: str
+    died_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What processing a claimed batch wrote: statuses and held results, transactions,
+    deaths."""
+
+    outcomes: Sequence[Outcome]
+    queued: Sequence[Queued]
+    deaths: Sequence[Death] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A pending outbox row, as the claim decides on it (no bundle)."""
+
+    row_id: int
+    subject_id: str
+    sequence: int
+    next_attempt_at: datetime
+    claimed_by: str | None
+    claimed_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed outbox row, to be pushed."""
+
+    row_id: int
+    message_id: int
+    subject_id: str
+    sequence: int
+    kind: str
+    bundle: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A transaction the FHIR server refused (4xx), with its OperationOutcome."""
+
+    letter_id: int
+    outbox_id: int
+    message_id: int
+    control_id: str
+    subject_id: str
+    http_status: int | None
+    outcome: str
+    created_at: datetime
+    bundle: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """The last success and error of a job or source."""
+
+    name: str
+    holder: str | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    last_count: int
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Depths:
+    """How much is waiting where."""
+
+    inbox: int  # received, not yet processed
+    outbox: int  # pending transactions
+    retrying: int  # ... of which failed at least once
+    dead_letters: int
+    held: int  # open held results
+    oldest_inbox: datetime | None  # received_at of the oldest message to process
+    oldest_outbox: datetime | None  # created_at of the oldest pending transaction
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class InboxClaim:
+    """Claimed inbox rows inside an open write transaction; :meth:`finish` writes the
+    outcome in the same transaction."""
+
+    def __init__(self, store: Store, conn: Connection, rows: list[InboxMessage]) -> None:
+        self._store = store
+        self._conn = conn
+        self.messages = rows
+
+    def finish(self, processed: Processed, now: datetime) -> None:
+        conn, store = self._conn, self._store
+        if processed.outcomes:
+            store._set_status(conn, processed.outcomes, now)
+            held: list[tuple[int, HeldRow]] = [
+                (o.row_id, row) for o in processed.outcomes for row in o.held
+            ]
+            if held:
+                store._upsert_held(conn, held, now)
+            for outcome in processed.outcomes:
+                if outcome.status == PROCESSED:
+                    store._resolve(conn, outcome, now)
+        for death in processed.deaths:
+            conn.execute(
+                update(subjects)
+                .where(subjects.c.subject_id == death.subject_id)
+                .values(died_on=death.died_on, status="off-study", updated_at=now)
+            )
+        if processed.queued:
+            conn.execute(insert(outbox), [_outbox_values(q, now) for q in processed.queued])
+
+
+def _outbox_values(queued: Queued, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": queued.message_id,
+        "subject_id": queued.subject_id,
+        "sequence": queued.sequence,
+        "kind": queued.kind,
+        "bundle": queued.bundle,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+class ServiceStore:
+    """The outbox, dead letters, leases and job runs of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def postgres(self) -> bool:
+        return self.store.engine.dialect.name == "postgresql"
+
+    def now(self) -> datetime:
+        return self.store._clock()
+
+    # Processing: inbox -> outbox ---------------------------------------------------------
+
+    @contextmanager
+    def claim_inbox(self, limit: int) -> Iterator[InboxClaim]:
+        """The oldest ``limit`` messages to process, locked until the block ends (commit)."""
+        c = messages.c
+        query = (
+            select(c.id, c.control_id, c.raw, c.received_at)
+            .where(c.status == RECEIVED)
+            .order_by(c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.store._writing() as conn:
+            rows = [
+                InboxMessage(r.id, r.control_id, r.raw or b"", r.received_at)
+                for r in conn.execute(query)
+            ]
+            yield InboxClaim(self.store, conn, rows)
+
+    # Pushing: claims on the outbox -------------------------------------------------------
+
+    def candidates(self, conn: Connection) -> tuple[list[Candidate], int | None]:
+        """Every pending row (no bundles), and the oldest inbox row still to process."""
+        c = outbox.c
+        rows = conn.execute(
+            select(c.id, c.subject_id, c.sequence, c.next_attempt_at, c.claimed_by, c.claimed_until)
+            .where(c.status == PENDING)
+            .order_by(c.subject_id, c.sequence, c.id)
+        ).all()
+        barrier = conn.scalar(select(func.min(messages.c.id)).where(messages.c.status == RECEIVED))
+        return [Candidate(*row) for row in rows], barrier
+
+    @contextmanager
+    def claiming(self) -> Iterator[Connection]:
+        """A write transaction in which one worker at a time claims outbox rows."""
+        with self.store._writing() as conn:
+            if self.postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+            yield conn
+
+    def claim(
+        self, conn: Connection, ids: Sequence[int], holder: str, until: datetime
+    ) -> list[OutboxRow]:
+        """Lease ``ids`` to ``holder`` and return them with their bundles, in order."""
+        if not ids:
+            return []
+        c = outbox.c
+        conn.execute(
+            update(outbox).where(c.id.in_(ids)).values(claimed_by=holder, claimed_until=until)
+        )
+        rows = conn.execute(
+            select(c.id, c.message_id, c.subject_id, c.sequence, c.kind, c.bundle, c.attempts)
+            .where(c.id.in_(ids))
+            .order_by(c.subject_id, c.sequence, c.id)
+        ).all()
+        return [OutboxRow(*row) for row in rows]
+
+    def mark_sent(self, row_id: int, holder: str) -> None:
+        self._finish_claim(row_id, holder, status=SENT, sent_at=self.now(), last_error=None)
+
+    def retry_later(self, row: OutboxRow, holder: str, error: str, at: datetime) -> None:
+        self._finish_claim(
+            row.row_id, holder, attempts=row.attempts + 1, last_error=error, next_attempt_at=at
+        )
+
+    def mark_dead(self, row: OutboxRow, holder: str, status: int | None, outcome: str) -> None:
+        """Move a refused transaction to the dead letters (one transaction)."""
+        now = self.now()
+        with self.store._writing() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.row_id)
+                .values(
+                    status=DEAD,
+                    attempts=row.attempts + 1,
+                    last_error=outcome,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+            conn.execute(
+                insert(dead_letters).values(
+                    outbox_id=row.row_id, http_status=status, outcome=outcome, created_at=now
+                )
+            )
+
+    def release(self, ids: Sequence[int], holder: str) -> None:
+        """Give up the claim on rows not pushed (another worker may take them)."""
+        if not ids:
+            return
+        c = outbox.c
+        with self.store._writing() as conn:
+            conn.execute(
+                update(outbox)
+                .where(c.id.in_(ids), c.claimed_by == holder)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def _finish_claim(self, row_id: int, holder: str, **values: Any) -> None:
+        c = outbox.c
+        with self.store._writing() as conn:
+            conn.execute(
+                update(outbox)
+                .where(c.id == row_id)
+                .values(**values, claimed_by=None, claimed_until=None)
+            )
+
+    # Dead letters --------------------------------------------------------------------------
+
+    def dead_letters(self, *, include_retried: bool = False) -> list[DeadLetter]:
+        query = self._dead_query()
+        if not include_retried:
+            query = query.where(dead_letters.c.retried_at.is_(None))
+        with self.store._reading() as conn:
+            return [DeadLetter(*row) for row in conn.execute(query.order_by(dead_letters.c.id))]
+
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        query = self._dead_query().where(dead_letters.c.id == letter_id)
+        with self.store._reading() as conn:
+            row = conn.execute(query).first()
+        return DeadLetter(*row) if row else None
+
+    @staticmethod
+    def _dead_query() -> Any:
+        d, o = dead_letters.c, outbox.c
+        return (
+            select(
+                d.id,
+                d.outbox_id,
+                o.message_id,
+                messages.c.control_id,
+                o.subject_id,
+                d.http_status,
+                d.outcome,
+                d.created_at,
+                o.bundle,
+            )
+            .join(outbox, outbox.c.id == d.outbox_id)
+            .join(messages, messages.c.id == o.message_id)
+        )
+
+    def retry_dead(self, letter_ids: Sequence[int]) -> int:
+        """Put dead letters back in the outbox, to be pushed at once; how many were."""
+        now = self.now()
+        d = dead_letters.c
+        with self.store._writing() as conn:
+            outbox_ids = list(
+                conn.scalars(
+                    select(d.outbox_id).where(d.id.in_(letter_ids), d.retried_at.is_(None))
+                )
+            )
+            conn.execute(update(dead_letters).where(d.id.in_(letter_ids)).values(retried_at=now))
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(outbox_ids), outbox.c.status == DEAD)
+                .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
+            )
+        return len(outbox_ids)
+
+    # Replay and retention ------------------------------------------------------------------
+
+    def replay(self, since: datetime) -> int:
+        """Queue again the processed messages received since ``since`` whose bytes are kept."""
+        c = messages.c
+        with self.store._writing() as conn:
+            result = conn.execute(
+                update(messages)
+                .where(c.status == PROCESSED, c.received_at >= since, c.raw.is_not(None))
+                .values(status=RECEIVED)
+            )
+        return int(result.rowcount)
+
+    def purge_raw(self, before: datetime) -> int:
+        """Forget the bytes of messages received before ``before`` that are finished with
+        (never of a message still to process), and the sent transactions of those."""
+        c = messages.c
+        finished = c.status != RECEIVED
+        with self.store._writing() as conn:
+            result = conn.execute(
+                update(messages)
+                .where(finished, c.received_at < before, c.raw.is_not(None))
+                .values(raw=None)
+            )
+            conn.execute(delete(outbox).where(outbox.c.status == SENT, outbox.c.sent_at < before))
+        return int(result.rowcount)
+
+    # Leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew lease ``name`` for ``holder``; False while another holds it."""
+        now = self.now()
+        c = leases.c
+        with self.store._writing() as conn:
+            statement = self.store._insert(leases).values(
+                name=name, holder=holder, expires_at=now + ttl
+            )
+            conn.execute(statement.on_conflict_do_nothing(index_elements=[c.name]))
+            row = conn.execute(
+                select(c.holder, c.expires_at).where(c.name == name).with_for_update()
+            ).one()
+            if row.holder != holder and row.expires_at > now:
+                return False
+            conn.execute(
+                update(leases).where(c.name == name).values(holder=holder, expires_at=now + ttl)
+            )
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        c = leases.c
+        with self.store._writing() as conn:
+            conn.execute(delete(leases).where(c.name == name, c.holder == holder))
+
+    def lease_holder(self, name: str) -> tuple[str, datetime] | None:
+        c = leases.c
+        with self.store._reading() as conn:
+            row = conn.execute(select(c.holder, c.expires_at).where(c.name == name)).first()
+        return (row.holder, row.expires_at) if row else None
+
+    # Job runs ----------------------------------------------------------------------------
+
+    def record_run(self, name: str, holder: str, count: int, error: str | None = None) -> None:
+        """Record a job's (or source's) run: its count, or its error."""
+        now = self.now()
+        c = job_runs.c
+        done = {"last_error_at": now, "last_error": error} if error else {"last_success_at": now}
+        with self.store._writing() as conn:
+            statement = self.store._insert(job_runs).values(name=name, runs=0, last_count=0)
+            conn.execute(statement.on_conflict_do_nothing(index_elements=[c.name]))
+            conn.execute(
+                update(job_runs)
+                .where(c.name == name)
+                .values(holder=holder, last_count=count, runs=c.runs + 1, **done)
+            )
+
+    def job_runs(self) -> list[JobRun]:
+        c = job_runs.c
+        with self.store._reading() as conn:
+            rows = conn.execute(select(job_runs).order_by(c.name)).all()
+        return [JobRun(*row) for row in rows]
+
+    # Queue depths ------------------------------------------------------------------------
+
+    def depths(self) -> Depths:
+        m, o = messages.c, outbox.c
+        with self.store._reading() as conn:
+            by_status: dict[Any, Any] = dict(
+                conn.execute(select(m.status, func.count()).group_by(m.status)).all()
+            )
+            pending = conn.execute(
+                select(func.count(), func.min(o.created_at)).where(o.status == PENDING)
+            ).one()
+            retrying = conn.scalar(select(func.count()).where(o.status == PENDING, o.attempts > 0))
+            dead = conn.scalar(
+                select(func.count())
+                .select_from(dead_letters)
+                .where(dead_letters.c.retried_at.is_(None))
+            )
+            held = conn.scalar(
+                select(func.count())
+                .select_from(held_results)
+                .where(held_results.c.resolved_at.is_(None))
+            )
+            oldest = conn.scalar(select(func.min(m.received_at)).where(m.status == RECEIVED))
+        return Depths(
+            inbox=int(by_status.get(RECEIVED, 0)),
+            outbox=int(pending[0]),
+            retrying=int(retrying or 0),
+            dead_letters=int(dead or 0),
+            held=int(held or 0),
+            oldest_inbox=oldest,
+            oldest_outbox=pending[1],
+            by_status={str(k): int(v) for k, v in by_status.items()},
+        )
+
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+        with self.store._reading() as conn:
+            conn.execute(select(1))
