@@ -32,11 +32,23 @@ def _register() -> None:
         queue,
         report,
         score,
+        scoring,
         simulate,
         trial,
     )
 
-    for module in (demo, dev_fhir, engineer, messages, queue, report, score, simulate, trial):
+    for module in (
+        demo,
+        dev_fhir,
+        engineer,
+        messages,
+        queue,
+        report,
+        score,
+        scoring,
+        simulate,
+        trial,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -11,6 +11,7 @@ import click
 import simplejson
 
 from adapter.cli._common import CONFIG, FILES, cli_errors, echo_json, enrolment_gate, message_files
+from adapter.cli.scoring import print_summary, score_counts
 from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
@@ -21,6 +22,7 @@ from adapter.pipeline import (
     filter_verdict,
     push_messages,
 )
+from adapter.scoring import load_scoring_settings, recompute_subjects
 from adapter.store import incoming, open_store
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -115,10 +117,14 @@ def push_command(
             messages = (m for path in bar for m in incoming(path.read_bytes(), str(path)))
             registry = Registry(store, load_study(settings.study_path))
             summary = push_messages(messages, client, settings, mappings, store, registry=registry)
+            scored = recompute_subjects(
+                client, registry, sorted(summary.subjects), load_scoring_settings(config_path)
+            )
         if as_json:
-            echo_json(asdict(summary))
+            echo_json({**asdict(summary), "scores": score_counts(scored)})
         else:
             _print_summary(summary)
+            print_summary(scored, as_json=False)
             for error in summary.errors:
                 click.echo(f"  {error}", err=True)
         if summary.refused or summary.failed:
