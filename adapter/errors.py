@@ -11,6 +11,8 @@
     ├── StoreError                   the state store could not be opened, read or written
     ├── StudyNotFoundError           the study asked for is not on the FHIR server
     ├── DevServerError               the local development FHIR server failed to start
+    ├── SourceError                  a source (file drop, MLLP, LIS query) failed
+    │   └── QueryError               the LIS refused a query or answered something unusable
     └── ScoreInputError              a score input is malformed (unknown unit, wrong type)
 
 Every message says what was wrong, where, and what to do. Library errors are mapped at the
@@ -120,3 +122,11 @@ class ScoreInputError(TrialBridgeError):
     computable, with the reason. This error is for inputs that are malformed, where going on
     would mean guessing what the caller meant.
     """
+
+
+class SourceError(TrialBridgeError):
+    """A source could not read its input or reach its peer (the LIS, a mounted share)."""
+
+
+class QueryError(SourceError):
+    """The LIS refused a query, or answered with something that is not a query response."""

@@ -1,0 +1,264 @@
+"""The ``sources:`` section of ``config/trialbridge.yaml``, validated into frozen values once.
+
+Environment overrides arrive as strings (``TRIALBRIDGE_SOURCES_MLLP_PORT=2575``), so booleans
+and numbers are read from text too. Unknown keys are refused: a typo must not silently leave
+a source with its default.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapter.config import DEFAULT_CONFIG, ROOT, config_section
+from adapter.errors import ConfigError
+
+DEFAULT_DROP = ROOT / "var" / "drop"
+DEFAULT_QUERY_NAME = "Z01^Lab results since^L"
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """Certificate files (PEM). A server needs ``cert`` and ``key``; ``ca`` makes a server
+    require client certificates signed by it, and a client verify the server with it."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+    def server_context(self) -> ssl.SSLContext:
+        if self.cert is None or self.key is None:
+            raise ConfigError("TLS needs both tls_cert and tls_key")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        if self.ca is not None:
+            context.load_verify_locations(self.ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert is not None and self.key is not None:
+            context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class FileDropConfig:
+    enabled: bool = False
+    directory: Path = DEFAULT_DROP
+    archive: Path | None = None  # default: <directory>/archive
+    error: Path | None = None  # default: <directory>/error
+    pattern: str = "*.hl7"
+    complete_when: str = "stable"  # stable (same size and mtime on two polls) | marker
+    marker_suffix: str = ".done"
+    poll_seconds: float = 10.0
+    max_files_per_poll: int = 200
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive or self.directory / "archive"
+
+    @property
+    def error_dir(self) -> Path:
+        return self.error or self.directory / "error"
+
+
+@dataclass(frozen=True, slots=True)
+class MllpConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2575
+    tls: Tls | None = None
+    max_message_bytes: int = 4 * 1024 * 1024
+    batch_size: int = 200  # messages committed together at most
+    application: str = "TRIALBRIDGE"  # MSH-3 of our ACKs when the message names no receiver
+    facility: str = ""
+    forced_charset: str | None = None  # default: lis.forced_charset
+
+
+@dataclass(frozen=True, slots=True)
+class QueryConfig:
+    enabled: bool = False
+    name: str = "lis-query"  # the source's name in the state store (watermarks)
+    host: str = "127.0.0.1"
+    port: int = 2576
+    tls: Tls | None = None
+    protocol: str = "qry"  # qry: QRY^R02 -> ORF^R04 | qbp: QBP^Z01 -> RSP^Z02
+    version: str = "2.4"
+    query_name: str = DEFAULT_QUERY_NAME  # QPD-1 for qbp
+    application: str = "TRIALBRIDGE"
+    facility: str = ""
+    lis_application: str = ""
+    lis_facility: str = ""
+    authorities: tuple[str, ...] = ()  # only identifiers of these authorities (empty: all)
+    poll_seconds: float = 300.0
+    timeout_seconds: float = 30.0
+    overlap_minutes: float = 5.0  # each query starts this long before the watermark
+    max_pages: int = 100
+    forced_charset: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesConfig:
+    file_drop: FileDropConfig = field(default_factory=FileDropConfig)
+    mllp: MllpConfig = field(default_factory=MllpConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+
+
+def load_sources_config(
+    path: Path = DEFAULT_CONFIG, environ: Mapping[str, str] | None = None
+) -> SourcesConfig:
+    """The ``sources:`` section of ``path`` with environment overrides, validated."""
+    return sources_config(config_section("sources", path, environ), where=str(path))
+
+
+def sources_config(section: Mapping[str, Any], where: str = "sources") -> SourcesConfig:
+    _known(section, {"file_drop", "mllp", "query"}, "sources", where)
+    return SourcesConfig(
+        file_drop=_file_drop(_Reader(section.get("file_drop"), "sources.file_drop", where)),
+        mllp=_mllp(_Reader(section.get("mllp"), "sources.mllp", where)),
+        query=_query(_Reader(section.get("query"), "sources.query", where)),
+    )
+
+
+def _file_drop(r: _Reader) -> FileDropConfig:
+    r.only(FileDropConfig.__dataclass_fields__)
+    complete = r.text("complete_when", "stable")
+    if complete not in ("stable", "marker"):
+        raise r.fail("complete_when", "must be 'stable' or 'marker'")
+    return FileDropConfig(
+        enabled=r.flag("enabled"),
+        directory=r.path("directory") or DEFAULT_DROP,
+        archive=r.path("archive"),
+        error=r.path("error"),
+        pattern=r.text("pattern", "*.hl7"),
+        complete_when=complete,
+        marker_suffix=r.text("marker_suffix", ".done"),
+        poll_seconds=r.number("poll_seconds", 10.0),
+        max_files_per_poll=int(r.number("max_files_per_poll", 200, minimum=1)),
+    )
+
+
+def _mllp(r: _Reader) -> MllpConfig:
+    r.only({*MllpConfig.__dataclass_fields__, "tls_cert", "tls_key", "tls_ca"} - {"tls"})
+    return MllpConfig(
+        enabled=r.flag("enabled"),
+        host=r.text("host", "127.0.0.1"),
+        port=r.port("port", 2575),
+        tls=r.tls(),
+        max_message_bytes=int(r.number("max_message_bytes", 4 * 1024 * 1024, minimum=1024)),
+        batch_size=int(r.number("batch_size", 200, minimum=1)),
+        application=r.text("application", "TRIALBRIDGE"),
+        facility=r.text("facility", ""),
+        forced_charset=r.text("forced_charset", "") or None,
+    )
+
+
+def _query(r: _Reader) -> QueryConfig:
+    r.only({*QueryConfig.__dataclass_fields__, "tls_cert", "tls_key", "tls_ca"} - {"tls"})
+    protocol = r.text("protocol", "qry").lower()
+    if protocol not in ("qry", "qbp"):
+        raise r.fail("protocol", "must be 'qry' (QRY^R02/ORF^R04) or 'qbp' (QBP/RSP)")
+    authorities = r.value("authorities", [])
+    if isinstance(authorities, str):
+        authorities = [a for a in authorities.split(",") if a.strip()]
+    return QueryConfig(
+        enabled=r.flag("enabled"),
+        name=r.text("name", "lis-query"),
+        host=r.text("host", "127.0.0.1"),
+        port=r.port("port", 2576),
+        tls=r.tls(),
+        protocol=protocol,
+        version=r.text("version", "2.4" if protocol == "qry" else "2.5.1"),
+        query_name=r.text("query_name", DEFAULT_QUERY_NAME),
+        application=r.text("application", "TRIALBRIDGE"),
+        facility=r.text("facility", ""),
+        lis_application=r.text("lis_application", ""),
+        lis_facility=r.text("lis_facility", ""),
+        authorities=tuple(str(a).strip().upper() for a in authorities),
+        poll_seconds=r.number("poll_seconds", 300.0),
+        timeout_seconds=r.number("timeout_seconds", 30.0, minimum=0.1),
+        overlap_minutes=r.number("overlap_minutes", 5.0),
+        max_pages=int(r.number("max_pages", 100, minimum=1)),
+        forced_charset=r.text("forced_charset", "") or None,
+    )
+
+
+def _known(section: Mapping[str, Any], allowed: set[str], name: str, where: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {name}: {', '.join(unknown)} (known: {', '.join(sorted(allowed))})",
+            path=where,
+        )
+
+
+class _Reader:
+    """Typed reads of one sub-section, with errors naming ``sources.<sub>.<key>``."""
+
+    def __init__(self, section: Any, name: str, where: str) -> None:
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{name} must be a mapping of keys", path=where)
+        self.section: dict[str, Any] = dict(section or {})
+        self.name = name
+        self.where = where
+
+    def only(self, allowed: set[str] | Mapping[str, Any]) -> None:
+        _known(self.section, set(allowed), self.name, self.where)
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.name}.{key} {message}", path=self.where)
+
+    def value(self, key: str, default: Any) -> Any:
+        value = self.section.get(key)
+        return default if value is None else value
+
+    def text(self, key: str, default: str) -> str:
+        return str(self.value(key, default)).strip()
+
+    def flag(self, key: str) -> bool:
+        value = self.value(key, False)
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE | _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise self.fail(key, f"must be true or false, not {value!r}")
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self.value(key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.fail(key, f"must be a number, not {value!r}") from None
+        if number < minimum:
+            raise self.fail(key, f"must be at least {minimum:g}")
+        return number
+
+    def port(self, key: str, default: int) -> int:
+        port = self.number(key, default)
+        if port != int(port) or port > 65535:
+            raise self.fail(key, "must be a port number (0 picks a free one)")
+        return int(port)
+
+    def path(self, key: str) -> Path | None:
+        text = self.text(key, "")
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else ROOT / path
+
+    def tls(self) -> Tls | None:
+        cert, key, ca = self.path("tls_cert"), self.path("tls_key"), self.path("tls_ca")
+        if cert is None and key is None and ca is None:
+            return None
+        if (cert is None) != (key is None):
+            raise self.fail("tls_cert", "and tls_key must be given together")
+        return Tls(cert, key, ca)
