@@ -1,0 +1,231 @@
+"""The MLLP listener over real sockets into a real SQLite store: ACK only after commit."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from adapter.intake import Intake
+from adapter.sources import Background, MllpSource
+from adapter.sources.client import MllpClient
+from adapter.sources.config import MllpConfig, Tls
+from adapter.sources.framing import FrameDecoder, frame
+from adapter.store import Store, open_store
+from adapter.store.schema import messages
+from adapter.trial.enrolment import EnrolledSubject
+from adapter.trial.registry import Registry
+from adapter.trial.study import load_study
+from tests.messages import ALT, obx, oru
+
+
+def message(control_id: str, mrn: str = "MRN001", value: str = "42") -> bytes:
+    return oru(obx(1, ALT, value, "U/L"), message_id=control_id, mrn=mrn).encode()
+
+
+def msa(ack: bytes) -> list[str]:
+    return next(s for s in ack.decode("latin-1").split("\r") if s.startswith("MSA")).split("|")
+
+
+def stored(store: Store, control_id: str | None = None) -> int:
+    query = select(func.count()).select_from(messages)
+    if control_id is not None:
+        query = query.where(messages.c.control_id == control_id)
+    with store.engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+@pytest.fixture
+def intake(own_state_store: str, enrol: Callable[..., EnrolledSubject]) -> Iterator[Intake]:
+    enrol()
+    with open_store(own_state_store) as store:
+        yield Intake(store, Registry(store, load_study()))
+
+
+def listen(intake: Intake, config: MllpConfig | None = None) -> tuple[Background, MllpSource]:
+    source = MllpSource(config or MllpConfig(port=0))
+    return Background(lambda stop: source.serve(intake, stop)), source
+
+
+@pytest.fixture
+def port(intake: Intake) -> Iterator[int]:
+    background, source = listen(intake)
+    with background:
+        yield source.wait_ready()
+
+
+def test_aa_only_after_the_message_is_in_the_store(intake: Intake, port: int) -> None:
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        for i in range(20):
+            ack = client.request(message(f"C{i:03d}"))
+            assert msa(ack)[1:3] == ["AA", f"C{i:03d}"]
+            assert stored(intake.store, f"C{i:03d}") == 1  # committed before the ACK left
+
+
+def test_the_ack_header(port: int) -> None:
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        msh = client.request(message("HDR1")).decode().split("\r")[0].split("|")
+    assert msh[2:6] == ["TRIALBRIDGE", "NTCH", "NTC-LIS", "NTCH"]
+    assert msh[8] == "ACK^R01^ACK" and msh[11] == "2.5.1"
+    assert msh[9] and msh[9] != "HDR1"
+
+
+def test_a_patient_not_enrolled_is_acked_and_forgotten(intake: Intake, port: int) -> None:
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        assert msa(client.request(message("OTHER1", mrn="X999")))[1:3] == ["AA", "OTHER1"]
+    assert stored(intake.store) == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "error"),
+    [
+        (b"not hl7 at all", "AR", "100"),
+        (message("BAD1").replace(b"ORU^R01^ORU_R01", b"ORM^O01"), "AR", "200"),
+        (message("BAD2").replace(b"|BAD2|", b"||"), "AR", "101"),
+        (message("BAD3").replace(b"|42|", b"|4\xff2|"), "AE", "102"),
+    ],
+)
+def test_bad_input_gets_a_nak_naming_it_and_the_connection_goes_on(
+    intake: Intake, port: int, payload: bytes, code: str, error: str
+) -> None:
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        nak = client.request(payload).decode("latin-1").split("\r")
+        assert nak[1].split("|")[1] == code
+        assert nak[2].split("|")[3].startswith(f"{error}^")
+        assert msa(client.request(message("AFTER1")))[1:3] == ["AA", "AFTER1"]
+    assert stored(intake.store) == 1
+
+
+def test_a_bad_frame_then_a_good_message_on_the_same_connection(intake: Intake, port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"\x0bcut short" + b"stray bytes\x1c\r" + frame(message("GOOD1")))
+        replies = read_frames(sock, 2)
+    assert msa(replies[0])[1] == "AR"
+    assert msa(replies[1])[1:3] == ["AA", "GOOD1"]
+    assert stored(intake.store, "GOOD1") == 1
+
+
+def read_frames(sock: socket.socket, count: int) -> list[bytes]:
+    decoder = FrameDecoder()
+    frames: list[bytes] = []
+    while len(frames) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        frames += [f for f in decoder.feed(chunk) if isinstance(f, bytes)]
+    return frames
+
+
+def test_several_peers_at_once_on_persistent_connections(intake: Intake, port: int) -> None:
+    errors: list[str] = []
+
+    def peer(number: int) -> None:
+        with MllpClient("127.0.0.1", port, timeout=20) as client:
+            for i in range(50):
+                control_id = f"P{number}-{i:03d}"
+                answer = msa(client.request(message(control_id, value=str(i))))
+                if answer[1:3] != ["AA", control_id]:
+                    errors.append(f"{control_id}: {answer}")
+
+    threads = [threading.Thread(target=peer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert stored(intake.store) == 200
+
+
+def test_pipelined_frames_are_acked_in_order(intake: Intake, port: int) -> None:
+    ids = [f"PIPE{i:03d}" for i in range(100)]
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(b"".join(frame(message(c, value=str(i))) for i, c in enumerate(ids)))
+        acks = read_frames(sock, 100)
+    assert [msa(a)[2] for a in acks] == ids
+    assert stored(intake.store) == 100
+
+
+def test_a_resend_of_an_unacked_message_lands_once(intake: Intake, port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(frame(message("RESEND1")))  # the sender gives up before the ACK
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        assert msa(client.request(message("RESEND1")))[1:3] == ["AA", "RESEND1"]
+        assert msa(client.request(message("RESEND1")))[1:3] == ["AA", "RESEND1"]
+    assert stored(intake.store, "RESEND1") == 1
+
+
+def test_stop_acks_only_what_was_committed_then_closes(intake: Intake) -> None:
+    background, source = listen(intake)
+    ids = [f"STOP{i:03d}" for i in range(300)]
+    with background:
+        port = source.wait_ready()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sock.sendall(b"".join(frame(message(c, value=str(i))) for i, c in enumerate(ids)))
+        first = read_frames(sock, 1)
+    acks = first + read_frames(sock, len(ids))  # until the listener closes the connection
+    sock.close()
+    acked = [msa(a)[2] for a in acks]
+    assert acked == ids[: len(acked)]
+    assert all(stored(intake.store, c) == 1 for c in acked)
+
+
+def test_a_store_failure_is_an_ae_and_the_listener_keeps_going(intake: Intake, port: int) -> None:
+    accept = intake.accept
+    calls = {"n": 0}
+
+    def failing_once(batch: list[object]) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return accept(batch)  # type: ignore[arg-type]
+
+    intake.accept = failing_once  # type: ignore[assignment,method-assign]
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        nak = client.request(message("FAIL1")).decode().split("\r")
+        assert nak[1].startswith("MSA|AE|FAIL1|")
+        assert nak[2].split("|")[3].startswith("207^")
+        assert msa(client.request(message("FAIL1")))[1:3] == ["AA", "FAIL1"]
+    assert stored(intake.store, "FAIL1") == 1
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls(intake: Intake, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    background, source = listen(intake, MllpConfig(port=0, tls=Tls(cert, key)))
+    with background:
+        port = source.wait_ready()
+        context = Tls(ca=cert).client_context()
+        with MllpClient("127.0.0.1", port, timeout=10, tls=context) as client:
+            assert msa(client.request(message("TLS1")))[1:3] == ["AA", "TLS1"]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(frame(message("PLAIN1")))  # no TLS: refused, the listener lives on
+            with pytest.raises(OSError):
+                if not plain.recv(100):
+                    raise ConnectionResetError
+        untrusted = ssl.create_default_context()
+        with pytest.raises(Exception, match="certificate verify failed"):
+            MllpClient("127.0.0.1", port, timeout=10, tls=untrusted)
+        with MllpClient("127.0.0.1", port, timeout=10, tls=context) as client:
+            assert msa(client.request(message("TLS2")))[1:3] == ["AA", "TLS2"]
+    assert stored(intake.store) == 2
