@@ -88,19 +88,42 @@ class MappingError(MessageError):
     """A result cannot be mapped to the study's analytes."""
 
 
-class FhirError(TrialBridgeError):
-    """The FHIR server answered with an error."""
+def _transient(status: int | None) -> bool:
+    """HTTP statuses worth trying again later: 429 and 5xx (but not 501/505)."""
+    return status is not None and (status == 429 or (status >= 500 and status not in (501, 505)))
 
-    def __init__(self, message: str, *, status: int | None = None, outcome: str | None = None):
+
+class FhirError(TrialBridgeError):
+    """The FHIR server answered with an error.
+
+    ``retryable`` says whether the same request may succeed later (connection errors, 429,
+    5xx); ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one. The
+    outbox uses both to schedule the next attempt; a 4xx other than 429 is never retryable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        outcome: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ):
         self.status = status
         self.outcome = outcome
+        self.retryable: bool = _transient(status) if retryable is None else retryable
+        self.retry_after: float | None = retry_after
         detail = f" (HTTP {status})" if status is not None else ""
         text = f": {outcome}" if outcome else ""
         super().__init__(f"{message}{detail}{text}")
 
 
 class FhirUnavailableError(FhirError):
-    """The FHIR server could not be reached."""
+    """The FHIR server could not be reached (retryable unless the TLS set-up is wrong)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message, retryable=retryable)
 
 
 class StoreError(TrialBridgeError):
