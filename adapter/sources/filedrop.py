@@ -67,7 +67,9 @@ class FileDropSource:
             try:
                 total += self._take(intake, path)
             except OSError as exc:  # vanished, unreadable, not movable: try again next poll
-                self.events.emit("file.skipped", level=logging.WARNING, error=exc.strerror or "")
+                self.events.emit(
+                    "file_drop.skipped", level=logging.WARNING, error=type(exc).__name__
+                )
         return total
 
     def complete(self) -> list[Path]:
@@ -94,7 +96,9 @@ class FileDropSource:
         recorded = intake.store.get_state(SOURCE, key)
         if recorded is not None and recorded.startswith(seen):
             self._move(path, recorded.removeprefix(seen))  # committed before a crash
-            self.events.emit("file.moved-after-restart", destination=recorded.removeprefix(seen))
+            self.events.emit(
+                "file_drop.moved_after_restart", destination=recorded.removeprefix(seen)
+            )
             return 0
         messages = incoming(data, path.name)
         destination = ERROR
@@ -105,7 +109,7 @@ class FileDropSource:
                 "file.taken", messages=len(messages), kept=sum(a.kept for a in accepted)
             )
         else:
-            self.events.emit("file.unreadable", level=logging.WARNING, bytes=len(data))
+            self.events.emit("file_drop.unreadable", level=logging.WARNING, bytes=len(data))
         intake.store.set_state(SOURCE, key, seen + destination)
         self._move(path, destination)
         return len(messages) if destination == ARCHIVE else 0

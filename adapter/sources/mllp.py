@@ -53,9 +53,10 @@ class _Pending:
 class _Committer:
     """Commits what all connections have waiting, in batches, one batch at a time."""
 
-    def __init__(self, intake: Intake, batch_size: int) -> None:
+    def __init__(self, intake: Intake, batch_size: int, events: Events) -> None:
         self.intake = intake
         self.batch_size = batch_size
+        self.events = events
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
     def submit(self, message: Incoming) -> asyncio.Future[Accepted]:
@@ -74,10 +75,13 @@ class _Committer:
         try:
             accepted = await asyncio.to_thread(self.intake.accept, [p.message for p in batch])
         except Exception as exc:  # any failure: each message gets AE, the sender resends
+            self.events.emit("mllp.commit_failed", level=logging.ERROR, error=type(exc).__name__)
             for pending in batch:
                 if not pending.done.done():
                     pending.done.set_exception(exc)
             return
+        kept = sum(a.kept for a in accepted)
+        self.events.emit("mllp.accepted", level=logging.DEBUG, messages=len(batch), kept=kept)
         for pending, result in zip(batch, accepted, strict=True):
             if not pending.done.done():
                 pending.done.set_result(result)
@@ -117,7 +121,7 @@ class MllpSource:
 
     async def serve(self, intake: Intake, stop: asyncio.Event) -> None:
         """Listen until ``stop`` is set; then finish what was read, ACK it and close."""
-        self._committer = _Committer(intake, self.config.batch_size)
+        self._committer = _Committer(intake, self.config.batch_size, self.events)
         committing = asyncio.create_task(self._committer.run())
         tls = self.config.tls.server_context() if self.config.tls else None
         server = await asyncio.start_server(

@@ -84,9 +84,9 @@ class QuerySource:
                         "query.refused",
                         level=logging.WARNING,
                         subject=subject.subject_id,
-                        error=str(exc),
+                        error=type(exc).__name__,
                     )
-        self.events.emit("query.polled", subjects=len(subjects), messages=total)
+        self.events.emit("query.polled", subjects=len(subjects), total=total)
         return total
 
     def watermark(self, intake: Intake, subject_id: str) -> datetime | None:
@@ -102,9 +102,12 @@ class QuerySource:
         for hospital_id in self._asked(subject):
             found += self._ask(client, hospital_id, since, until)
         if found:
-            intake.accept(found)
+            accepted = intake.accept(found)
+            kept = sum(a.kept for a in accepted)
+            self.events.emit(
+                "query.accepted", subject=subject.subject_id, messages=len(found), kept=kept
+            )
         intake.store.set_state(self.config.name, WATERMARK + subject.subject_id, until.isoformat())
-        self.events.emit("query.subject", subject=subject.subject_id, messages=len(found))
         return len(found)
 
     def _asked(self, subject: EnrolledSubject) -> list[HospitalId]:
