@@ -177,7 +177,7 @@ def _query(r: _Reader) -> QueryConfig:
         port=r.port("port", 2576),
         tls=r.tls(),
         protocol=protocol,
-        version=r.text("version", "2.4" if protocol == "qry" else "2.5.1"),
+        version=r.text("version", "") or ("2.4" if protocol == "qry" else "2.5.1"),
         query_name=r.text("query_name", DEFAULT_QUERY_NAME),
         application=r.text("application", "TRIALBRIDGE"),
         facility=r.text("facility", ""),
