@@ -47,6 +47,7 @@ def _register() -> None:
         score,
         scoring,
         simulate,
+        sources,
         trial,
     )
 
@@ -60,6 +61,7 @@ def _register() -> None:
         score,
         scoring,
         simulate,
+        sources,
         trial,
     ):
         for command in module.COMMANDS:
