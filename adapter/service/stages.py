@@ -69,6 +69,12 @@ class Stages:
     holder: str = field(default_factory=new_holder)
     rng: random.Random = field(default_factory=random.Random)
     stopping: Callable[[], bool] = lambda: False
+    touched: set[str] = field(default_factory=set)  # subjects pushed since take_touched()
+
+    def take_touched(self) -> list[str]:
+        """The subjects whose results were pushed since the last call (for the scores)."""
+        subjects, self.touched = sorted(self.touched), set()
+        return subjects
 
     # Process: inbox -> outbox ----------------------------------------------------------
 
@@ -186,6 +192,8 @@ class Stages:
         finally:
             metrics.PUSH_LATENCY.observe(time.perf_counter() - started)
         self.store.mark_sent(row.row_id, self.holder)
+        if row.kind == RESULTS and row.subject_id:
+            self.touched.add(row.subject_id)
         metrics.PUSHED.labels(source=_ALL).inc()
         _count_sent(row, bundle, len(skipped), summary, self._analytes())
         return True
@@ -193,7 +201,7 @@ class Stages:
     def _failed(self, row: OutboxRow, exc: FhirError, summary: PushSummary) -> bool:
         summary.failed += 1
         summary.errors.append(f"message {row.message_id} ({row.kind}): {exc}")
-        if retryable(exc.status):
+        if exc.retryable or retryable(exc.status):
             backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
             delay = backoff.delay(row.attempts + 1, _retry_after(exc), self.rng)
             at = next_attempt(self.store.now(), delay)
@@ -285,5 +293,4 @@ def _by_subject(rows: Sequence[OutboxRow]) -> Iterator[list[OutboxRow]]:
 
 def _retry_after(exc: FhirError) -> float | None:
     """The server's Retry-After in seconds, when the FHIR client read one."""
-    value = getattr(exc, "retry_after", None)
-    return float(value) if isinstance(value, int | float) else None
+    return exc.retry_after

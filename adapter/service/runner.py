@@ -1,0 +1,93 @@
+"""Setting the service up from the configuration, running it, and the operator's queries
+(status, dead letters, replay) — what the ``run``/``status``/``dead-letter``/``replay``
+commands call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapter.config import Settings, config_section
+from adapter.fhir_client import FhirClient
+from adapter.intake import Intake
+from adapter.mappings import load_mappings
+from adapter.service.config import ServiceConfig, service_config
+from adapter.service.http import Endpoint, Probe
+from adapter.service.scheduler import LEASE, Recompute, Service, SourceSpec
+from adapter.service.stages import Stages
+from adapter.service.status import Status
+from adapter.store import open_store
+from adapter.store.service import ServiceStore
+from adapter.trial.registry import Registry
+from adapter.trial.study import load_study
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What ``trialbridge run`` was given on top of the configuration file."""
+
+    config_path: Path
+    fhir_url: str | None = None
+    store_url: str | None = None
+    http_port: int | None = None
+
+
+SourcesFactory = Callable[[Settings, Path], Sequence[SourceSpec]]
+RecomputeFactory = Callable[[FhirClient, Registry, Path], Recompute | None]
+
+
+def load_service_config(config_path: Path) -> ServiceConfig:
+    return service_config(config_section("service", config_path), f"{config_path}: service")
+
+
+def run_service(
+    settings: Settings,
+    options: RunOptions,
+    stop: threading.Event,
+    *,
+    sources: SourcesFactory | None = None,
+    recompute: RecomputeFactory | None = None,
+    on_ready: Callable[[Service, int], None] = lambda _service, _port: None,
+) -> None:
+    """Run the service in this thread until ``stop`` is set; then finish and return."""
+    config = load_service_config(options.config_path)
+    mappings = load_mappings(settings.mappings_dir)
+    url = options.store_url or settings.store_url
+    with (
+        open_store(url) as store,
+        # No retries inside the client: the outbox schedules the next attempt itself.
+        FhirClient.from_settings(
+            settings, base_url=options.fhir_url, config_path=options.config_path, retries=0
+        ) as client,
+    ):
+        registry = Registry(store, load_study(settings.study_path))
+        stages = Stages(ServiceStore(store), client, settings, mappings, registry, config)
+        service = Service(
+            stages,
+            Intake(store, registry),
+            config,
+            sources=sources(settings, options.config_path) if sources else (),
+            recompute=recompute(client, registry, options.config_path) if recompute else None,
+            stop=stop,
+        )
+        port = config.http_port if options.http_port is None else options.http_port
+        endpoint = Endpoint(config.http_host, port, Probe(service.healthy, service.ready))
+        endpoint.start()
+        try:
+            on_ready(service, endpoint.port)
+            service.run()
+        finally:
+            endpoint.stop()
+
+
+@contextmanager
+def service_store(settings: Settings, store_url: str | None) -> Iterator[ServiceStore]:
+    with open_store(store_url or settings.store_url) as store:
+        yield ServiceStore(store)
+
+
+def current_status(store: ServiceStore) -> Status:
+    return Status(store.now(), store.depths(), store.job_runs(), store.lease_holder(LEASE))

@@ -1,0 +1,87 @@
+"""What ``trialbridge run`` plugs into the service from the other packages: the sources
+configured in ``sources:`` (:mod:`adapter.sources`) and the scores job
+(:func:`adapter.scoring.recompute_subjects`).
+
+Both packages are optional to the service: it runs without sources (only ``push`` and
+replays feed it) and without scores when they are not installed. They are looked up by
+module name so the service does not depend on their internals.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adapter.config import Settings
+from adapter.fhir_client import FhirClient
+from adapter.service import metrics
+from adapter.service.scheduler import Recompute, SourceSpec
+from adapter.trial.registry import Registry
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        return None
+
+
+def sources_from_config(settings: Settings, config_path: Path) -> Sequence[SourceSpec]:
+    """The enabled sources of the ``sources:`` section (none if the package is absent)."""
+    config_module = _module("adapter.sources.config")
+    if config_module is None:
+        return ()
+    config = config_module.load_sources_config(config_path)
+    charset = settings.forced_charset
+    specs: list[SourceSpec] = []
+    if config.file_drop.enabled:
+        source = _module("adapter.sources.filedrop").FileDropSource(
+            config.file_drop, forced_charset=charset, events=_events("file_drop")
+        )
+        specs.append(SourceSpec("file_drop", source, config.file_drop.poll_seconds))
+    if config.mllp.enabled:
+        source = _module("adapter.sources.mllp").MllpSource(
+            config.mllp, forced_charset=charset, events=_events("mllp")
+        )
+        specs.append(SourceSpec("mllp", source))
+    if config.query.enabled:
+        source = _module("adapter.sources.query_source").QuerySource(
+            config.query, events=_events("query")
+        )
+        specs.append(SourceSpec("query", source, config.query.poll_seconds))
+    return specs
+
+
+def _events(source: str) -> Any:
+    """The sources' event seam, counting what came in and what the filter dropped."""
+    events = _module("adapter.sources.events")
+
+    class Counted(events.Events):  # type: ignore[misc, name-defined]
+        def emit(self, name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
+            super().emit(name, level=level, **fields)
+            if not name.endswith(".accepted"):  # one per committed batch: messages, kept
+                return
+            received = int(fields.get("messages", 0) or 0)
+            kept = int(fields.get("kept", received) or 0)
+            if received:
+                metrics.RECEIVED.labels(source=source).inc(received)
+                metrics.FILTERED.labels(source=source).inc(max(received - kept, 0))
+
+    return Counted()
+
+
+def recompute_hook(client: FhirClient, registry: Registry, config_path: Path) -> Recompute | None:
+    """The scores job's work, when :mod:`adapter.scoring` is there."""
+    scoring = _module("adapter.scoring")
+    if scoring is None:
+        return None
+    settings = scoring.load_scoring_settings(config_path)
+
+    def recompute(subjects: Sequence[str]) -> int:
+        summary = scoring.recompute_subjects(client, registry, subjects, settings)
+        return int(summary.written)
+
+    return recompute
