@@ -131,9 +131,7 @@ def test_a_file_dropped_again_under_the_same_name_is_a_new_file(
     assert rows(intake) == 2
 
 
-def test_a_file_committed_but_not_recorded_lands_once(
-    intake: Intake, tmp_path: Path
-) -> None:
+def test_a_file_committed_but_not_recorded_lands_once(intake: Intake, tmp_path: Path) -> None:
     source = drop(tmp_path, complete_when="marker")
     folder = source.config.directory
     text = message("A1")
