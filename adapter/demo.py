@@ -21,6 +21,7 @@ from adapter.errors import TrialBridgeError
 from adapter.fhir_client import FhirClient
 from adapter.mappings import MappingSet
 from adapter.pipeline import PushSummary, push_messages
+from adapter.scoring import Assessment, recompute_subjects, record_assessment
 from adapter.simulate import SimConfig, simulate, write_feed
 from adapter.store import incoming, open_store
 from adapter.trial.importer import plan_import
@@ -44,6 +45,8 @@ class DemoResult:
     subject_id: str = ""
     subject_results: list[dict[str, str]] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
+    assessments: int = 0
+    scores: dict[str, int] = field(default_factory=dict)
 
 
 def run_demo(
@@ -70,7 +73,12 @@ def run_demo(
             for m in incoming(path.read_bytes(), path.name)
         )
         summary = push_messages(messages, client, settings, mappings, store, registry=registry)
+        assessed = _assess_from_csv(registry, out / "assessments.csv", client)
+        scores = recompute_subjects(client, registry, [s.subject_id for s in registry.subjects()])
     result = DemoResult(out, len(files), summary, enrolled=enrolled)
+    result.assessments = assessed
+    result.scores = {"computed": scores.computed, "not_computable": scores.not_computable,
+                     "withdrawn": scores.withdrawn, "written": scores.written}  # fmt: skip
     result.landed_by_analyte = landed_by_analyte(client, mappings)
     first = registry_first_subject(out / "enrolment.csv")
     result.subject_id = first
@@ -84,6 +92,24 @@ def _write_report(client: FhirClient, study: Study, mappings: MappingSet, out: P
     from adapter.report import run_report  # pandas, matplotlib, lifelines: only when needed
 
     return run_report(client, study, mappings, out, as_of=date.today()).files
+
+
+def _assess_from_csv(registry: Registry, csv_path: Path, client: FhirClient) -> int:
+    """The research nurse's assessments (ascites, encephalopathy, dialysis) at each visit:
+    the inputs of MELD and Child-Pugh that the LIS does not send."""
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    subjects = {s.subject_id: s for s in registry.subjects()}
+    for row in rows:
+        assessment = Assessment(
+            row["subject_id"],
+            row["date"],
+            row["ascites"],
+            row["encephalopathy"],
+            row["dialysis"] == "yes",
+        )
+        record_assessment(client, registry.study, subjects[row["subject_id"]], assessment)
+    return len(rows)
 
 
 def _enrol_from_csv(registry: Registry, csv_path: Path, client: FhirClient) -> int:

@@ -72,6 +72,11 @@ def _print(result: DemoResult, base_url: str) -> None:
         f"{push.held} held, {push.dropped_results} dated before baseline, "
         f"{push.skipped} older statuses ignored."
     )
+    scores = result.scores
+    click.echo(
+        f"Recorded {result.assessments} clinical assessments; scores: {scores['computed']} "
+        f"computed, {scores['not_computable']} not computable, {scores['withdrawn']} withdrawn."
+    )
     click.echo("\nObservations on the FHIR server, per study analyte:")
     for key, count in result.landed_by_analyte.items():
         click.echo(f"  {key:<16} {count:>6}")

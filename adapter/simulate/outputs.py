@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +26,10 @@ ENROLMENT_COLUMNS = (
     "death_date",
 )
 VISIT_COLUMNS = ("subject_id", "visit", "target_day", "study_day", "collected", "fillers")
+ASSESSMENT_COLUMNS = ("subject_id", "date", "ascites", "encephalopathy", "dialysis")
+# How ascites and encephalopathy are drawn by the subject's course (the labs drift the same
+# way): weights of none / mild-or-grade-1-2 / moderate-severe-or-grade-3-4.
+_SEVERITY_WEIGHTS = {"improving": (6, 3, 1), "stable": (4, 4, 2), "worsening": (2, 4, 4)}
 
 
 def _csv(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
@@ -72,6 +77,23 @@ def visits_csv(feed: Feed) -> str:
             for v in feed.visits
         ),
     )
+
+
+def assessments_csv(feed: Feed) -> str:
+    """The clinical assessment at each visit (ascites, encephalopathy, dialysis), which the
+    LIS does not send: the research nurse's form, for `trialbridge assess`. Drawn from a
+    generator of its own, so adding it changed no byte of the messages."""
+    rng = random.Random(f"assessments-{feed.seed}")  # noqa: S311 - simulated data
+    course = {s.subject_id: s.trend for s in feed.subjects}
+    rows = []
+    for visit in feed.visits:
+        weights = _SEVERITY_WEIGHTS.get(course[visit.subject_id], (4, 4, 2))
+        ascites = rng.choices(("none", "mild", "moderate-severe"), weights)[0]
+        encephalopathy = rng.choices(("none", "grade-1-2", "grade-3-4"), weights)[0]
+        dialysis = "yes" if rng.random() < 0.05 else "no"
+        day = visit.collected.date().isoformat()
+        rows.append((visit.subject_id, day, ascites, encephalopathy, dialysis))
+    return _csv(ASSESSMENT_COLUMNS, rows)
 
 
 def _results(messages: Iterable[Message]) -> Iterable[tuple[str, Result]]:

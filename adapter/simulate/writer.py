@@ -8,9 +8,9 @@ from typing import Any
 
 from adapter.errors import TrialBridgeError
 from adapter.simulate.model import Feed
-from adapter.simulate.outputs import enrolment_csv, manifest, visits_csv
+from adapter.simulate.outputs import assessments_csv, enrolment_csv, manifest, visits_csv
 
-SIDE_FILES = ("enrolment.csv", "visits.csv", "manifest.json")
+SIDE_FILES = ("enrolment.csv", "visits.csv", "assessments.csv", "manifest.json")
 
 
 def write_feed(feed: Feed, out: Path, *, force: bool = False) -> dict[str, Any]:
@@ -25,6 +25,7 @@ def write_feed(feed: Feed, out: Path, *, force: bool = False) -> dict[str, Any]:
     summary = manifest(feed)
     (out / "enrolment.csv").write_text(enrolment_csv(feed), encoding="utf-8", newline="")
     (out / "visits.csv").write_text(visits_csv(feed), encoding="utf-8", newline="")
+    (out / "assessments.csv").write_text(assessments_csv(feed), encoding="utf-8", newline="")
     text = json.dumps(summary, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
     (out / "manifest.json").write_text(text, encoding="utf-8", newline="")
     return summary
