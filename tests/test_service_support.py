@@ -44,11 +44,8 @@ def feed_messages(folder: Path) -> list[Incoming]:
 
 
 def enrol_feed(store_url: str, folder: Path, fhir_url: str) -> None:
-    result = CliRunner().invoke(
-        main,
-        ["subjects", "import", str(folder / "enrolment.csv"), "--fhir-url", fhir_url,
-         "--store", store_url],
-    )  # fmt: skip
+    args = ["subjects", "import", str(folder / "enrolment.csv"), "--fhir-url", fhir_url]
+    result = CliRunner().invoke(main, args, env={"TRIALBRIDGE_STORE_URL": store_url})
     assert result.exit_code == 0, result.output
 
 

@@ -36,7 +36,7 @@ class ServiceConfig:
     max_bundle_entries: int = 100
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
-    claim_seconds: float = 120.0
+    claim_seconds: float = 30.0
     raw_retention: timedelta = timedelta(days=90)
 
     def job(self, name: str) -> Job:
@@ -64,7 +64,7 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
         backoff_max_seconds=_number(
             push.get("backoff_max_seconds", 300), f"{where}.push.backoff_max_seconds"
         ),
-        claim_seconds=_number(push.get("claim_seconds", 120), f"{where}.push.claim_seconds", low=1),
+        claim_seconds=_number(push.get("claim_seconds", 30), f"{where}.push.claim_seconds", low=1),
         raw_retention=timedelta(
             days=_number(retention.get("raw_days", 90), f"{where}.retention.raw_days")
         ),
