@@ -125,10 +125,8 @@ def reprocess(
         mappings = load_mappings(settings.mappings_dir)
         with (
             open_store(store_url or settings.store_url) as store,
-            FhirClient(
-                fhir_url or settings.fhir_url,
-                timeout=settings.fhir_timeout,
-                retries=settings.fhir_retries,
+            FhirClient.from_settings(
+                settings, base_url=fhir_url, config_path=config_path
             ) as client,
         ):
             registry = Registry(store, load_study(settings.study_path))

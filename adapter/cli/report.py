@@ -125,9 +125,8 @@ def report(
                 path=str(study_file),
             )
         mappings = load_mappings(settings.mappings_dir)
-        url = fhir_url or settings.fhir_url
-        with FhirClient(
-            url, timeout=settings.fhir_timeout, retries=settings.fhir_retries
+        with FhirClient.from_settings(
+            settings, base_url=fhir_url, config_path=config_path
         ) as client:
             summary = run_report(
                 client,

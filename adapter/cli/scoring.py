@@ -40,11 +40,7 @@ def _session(config_path: Path, fhir_url: str | None) -> Iterator[_Session]:
     study = load_study(settings.study_path)
     with (
         open_store(settings.store_url) as store,
-        FhirClient(
-            fhir_url or settings.fhir_url,
-            timeout=settings.fhir_timeout,
-            retries=settings.fhir_retries,
-        ) as client,
+        FhirClient.from_settings(settings, base_url=fhir_url, config_path=config_path) as client,
     ):
         yield _Session(settings, Registry(store, study), client)
 

@@ -29,7 +29,8 @@ from adapter.trial.study import load_study
 class _Session:
     settings: Settings
     registry: Registry
-    fhir_url: str
+    fhir_url: str | None
+    config_path: Path
 
 
 @contextmanager
@@ -37,7 +38,7 @@ def _session(config_path: Path, fhir_url: str | None) -> Iterator[_Session]:
     settings = load_settings(config_path)
     study = load_study(settings.study_path)
     with open_store(settings.store_url) as store:
-        yield _Session(settings, Registry(store, study), fhir_url or settings.fhir_url)
+        yield _Session(settings, Registry(store, study), fhir_url, config_path)
 
 
 def _publish(session: _Session, subjects: list[EnrolledSubject]) -> None:
@@ -45,7 +46,9 @@ def _publish(session: _Session, subjects: list[EnrolledSubject]) -> None:
     study = session.registry.study
     settings = session.settings
     try:
-        with FhirClient(session.fhir_url, timeout=settings.fhir_timeout) as client:
+        with FhirClient.from_settings(
+            settings, base_url=session.fhir_url, config_path=session.config_path
+        ) as client:
             for subject in subjects:
                 client.transaction(subject_transaction(study, subject.record))
     except FhirError as exc:
