@@ -13,7 +13,7 @@ MSH = (
 PID = "PID|1||{mrn}^^^NTCH^MR||Patient^Test||19600101|F"
 OBR = (
     "OBR|1|P-{order}^HIS|{order}^NTC-LIS|LFT^Liver panel^L|||20240115083000+0800"
-    "||||||||||||||20240115093000+0800|||{status}"
+    "|||||||||||||||20240115093000+0800|||{status}"
 )
 
 
