@@ -49,13 +49,9 @@ def mappings_fingerprint(directory: Path, declared_version: str) -> str:
     return f"{declared_version}+sha256:{digest.hexdigest()[:16]}"
 
 
-def provenance(source: MessageSource, targets: list[str]) -> dict[str, Any]:
-    """A Provenance targeting the given references (fullUrls of the transaction's entries)."""
+def trialbridge_activity() -> dict[str, Any]:
+    """Provenance.activity and .agent: TrialBridge, at this version, assembled the targets."""
     return {
-        "resourceType": "Provenance",
-        "target": [{"reference": target} for target in targets],
-        "recorded": source.received_at,
-        "policy": [f"urn:trialbridge:mappings:{source.mappings_version}"],
         "activity": {"coding": [{"system": _ACTIVITY, "code": "UPDATE"}]},
         "agent": [
             {
@@ -69,6 +65,17 @@ def provenance(source: MessageSource, targets: list[str]) -> dict[str, Any]:
                 },
             }
         ],
+    }
+
+
+def provenance(source: MessageSource, targets: list[str]) -> dict[str, Any]:
+    """A Provenance targeting the given references (fullUrls of the transaction's entries)."""
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": target} for target in targets],
+        "recorded": source.received_at,
+        "policy": [f"urn:trialbridge:mappings:{source.mappings_version}"],
+        **trialbridge_activity(),
         "entity": [
             {
                 "role": "source",

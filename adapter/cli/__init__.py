@@ -6,6 +6,8 @@ Each command lives in its own module here, calls one library function, and turns
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import click
 
 from adapter import __version__
@@ -35,38 +37,26 @@ def main(ctx: click.Context, log_level: str) -> None:
     get_logger("adapter.cli").info("command.start", command=ctx.invoked_subcommand)
 
 
+_COMMAND_MODULES = (
+    "demo",
+    "dev_fhir",
+    "engineer",
+    "messages",
+    "queue",
+    "report",
+    "score",
+    "scoring",
+    "service",
+    "simulate",
+    "sources",
+    "trial",
+)
+
+
 def _register() -> None:
     # Imported here so each command module can import helpers from this package freely.
-    from adapter.cli import (
-        demo,
-        dev_fhir,
-        engineer,
-        messages,
-        queue,
-        report,
-        score,
-        scoring,
-        service,
-        simulate,
-        sources,
-        trial,
-    )
-
-    for module in (
-        demo,
-        dev_fhir,
-        engineer,
-        messages,
-        queue,
-        report,
-        score,
-        scoring,
-        service,
-        simulate,
-        sources,
-        trial,
-    ):
-        for command in module.COMMANDS:
+    for name in _COMMAND_MODULES:
+        for command in import_module(f"adapter.cli.{name}").COMMANDS:
             main.add_command(command)
 
 

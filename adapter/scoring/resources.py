@@ -36,7 +36,7 @@ import simplejson
 from adapter import __version__
 from adapter.build import search_token
 from adapter.build.observation import UCUM
-from adapter.build.provenance import SOFTWARE_SYSTEM
+from adapter.build.provenance import trialbridge_activity
 from adapter.scores.codes import (
     ALBI_GRADE,
     ALBI_GRADE_SYSTEM,
@@ -53,8 +53,6 @@ from adapter.trial.study import Study
 from adapter.trial.visits import visit_of
 
 _ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-_ACTIVITY = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
-_AGENT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _NAMESPACE = uuid.UUID("5b0c7d55-2f8e-4c57-9a3e-6d1f0a7c9e42")
 _NOT_DEFINED = "not defined"  # adapter.scores' wording when a score does not apply
 
@@ -197,19 +195,7 @@ def _provenance(targets: list[str], inputs: Sequence[str], recorded: str) -> dic
         "resourceType": "Provenance",
         "target": [{"reference": t} for t in targets],
         "recorded": recorded,
-        "activity": {"coding": [{"system": _ACTIVITY, "code": "UPDATE"}]},
-        "agent": [
-            {
-                "type": {"coding": [{"system": _AGENT_TYPE, "code": "assembler"}]},
-                "who": {
-                    "identifier": {
-                        "system": SOFTWARE_SYSTEM,
-                        "value": f"trialbridge/{__version__}",
-                    },
-                    "display": f"TrialBridge {__version__}",
-                },
-            }
-        ],
+        **trialbridge_activity(),
         "entity": [{"role": "derivation", "what": {"reference": r}} for r in _unique(inputs)],
     }
 
