@@ -48,6 +48,13 @@ class MllpClient:
         except OSError as exc:
             raise SourceError(f"sending to {self.where} failed: {exc}") from exc
 
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are, unframed (to test how a listener copes with bad input)."""
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise SourceError(f"sending to {self.where} failed: {exc}") from exc
+
     def receive(self) -> bytes:
         """The next reply frame's payload."""
         while not self._waiting:
