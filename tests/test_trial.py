@@ -266,3 +266,20 @@ def test_map_and_explain_are_dry_runs_that_say_what_the_filter_would_do(
     assert "enrolment filter would pass, as DDSC-001" in after and SUBJECT_SYSTEM in after
     explained = ok("explain", str(message)).output
     assert "enrolment filter: would pass, as DDSC-001" in explained
+
+
+def test_the_subjects_to_score_survive_a_restart(
+    fhir_url: str, tmp_path: Path, own_state_store: str
+) -> None:
+    """What the scores job must recompute is read back from the outbox (sent since its last
+    success), so a crash between a push and the scores run loses nothing."""
+    from adapter.store.service import ServiceStore
+
+    ok(*ENROL, "--fhir-url", fhir_url)
+    push(fhir_url, tmp_path / "feed", oru(obx(1, ALT, "42", "U/L")))
+    with open_store(own_state_store) as store:
+        service = ServiceStore(store)
+        assert service.subjects_sent_since(None) == ["DDSC-001"]
+        service.record_run("scores", "test", 1)
+        [run] = [r for r in service.job_runs() if r.name == "scores"]
+        assert service.subjects_sent_since(run.last_success_at) == []

@@ -129,11 +129,21 @@ class Service:
         self.active = held
         metrics.ACTIVE.set(1 if held else 0)
         if held:
+            self._resume_scores()
             self._scheduler.resume()
             log.info("lease.taken", worker=self.holder)
         else:
             self._scheduler.pause()
             log.warning("lease.lost", worker=self.holder)
+
+    def _resume_scores(self) -> None:
+        """The subjects pushed since the scores job last succeeded (by any instance, before
+        any crash) are recomputed: the list of touched subjects is not lost with a process."""
+        if self.recompute is None:
+            return
+        runs = {run.name: run for run in self.stages.store.job_runs()}
+        last = runs["scores"].last_success_at if "scores" in runs else None
+        self.stages.touched.update(self.stages.store.subjects_sent_since(last))
 
     def _shutdown(self) -> None:
         self.stop.set()

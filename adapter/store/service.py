@@ -441,6 +441,15 @@ class ServiceStore:
                 .values(holder=holder, last_count=count, runs=c.runs + 1, **done)
             )
 
+    def subjects_sent_since(self, since: datetime | None) -> list[str]:
+        """Subjects with results sent to the FHIR server after ``since`` (all when None)."""
+        c = outbox.c
+        query = select(c.subject_id).distinct().where(c.status == "sent", c.subject_id != "")
+        if since is not None:
+            query = query.where(c.sent_at > since)
+        with self.store._reading() as conn:
+            return sorted(str(s) for s in conn.scalars(query))
+
     def job_runs(self) -> list[JobRun]:
         c = job_runs.c
         with self.store._reading() as conn:
