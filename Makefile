@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := adapter/dev_fhir
 
-.PHONY: setup demo test lint clean chromium
+.PHONY: setup demo test lint clean chromium bench bench-quick
 
 setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -33,6 +33,14 @@ chromium:
 
 test: lint chromium
 	$(BIN)/pytest
+
+# The performance benchmark (README "Performance"): every scenario with its baseline, one
+# table, the same figures in var/bench-results.json. bench-quick runs them small (about a minute).
+bench: setup
+	$(BIN)/python -m adapter.bench --json var/bench-results.json
+
+bench-quick: setup
+	$(BIN)/python -m adapter.bench --quick --json var/bench-results.json
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules demo-out

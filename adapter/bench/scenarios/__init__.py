@@ -1,0 +1,1 @@
+"""The seven scenarios of issue 8. Each is ``run(ctx) -> list[Row]``."""
