@@ -397,46 +397,60 @@ def reprocess_unmapped(
     *,
     registry: Registry | None = None,
 ) -> ReprocessSummary:
-    """Run each message with unmapped results through translate and push again.
-
-    Only messages with a result that the mappings now cover are pushed (writes are
-    conditional, so the results pushed before are unchanged); the held results they now
-    map are marked resolved, and the reasons of the results still held are brought up to
-    date.
+    """Queue again each message with a held result the mappings now cover, then run the
+    service's stages to completion: the same path as every message (outbox, per-subject
+    order), so it is safe while the service runs. Writes are conditional, so the results
+    pushed before are unchanged; the held results now mapped are resolved when processed.
+    Messages with nothing newly mapped are not queued; their reasons are brought up to date.
     """
+    from adapter.service.config import service_config  # the service builds on this module
+    from adapter.service.stages import Stages
+    from adapter.store.service import ServiceStore
+
     summary = ReprocessSummary()
     gate = Gate(registry.study, registry.index()) if registry else None
+    queue: list[int] = []
     for row_id in progress(store.messages_with_open_held(UNMAPPED_CODE)):
-        stored = store.stored_message(row_id)
         summary.messages += 1
+        stored = store.stored_message(row_id)
         if stored.raw is None:
             summary.unavailable += 1
             continue
-        source = f"message {stored.control_id or row_id}"
-        received = stored.received_at
-        for item in translate(
-            stored.raw, source, settings, mappings, gate=gate, received_at=received
-        ):
-            summary.resolved += store.record([_reprocessed(stored, item, client, summary)])
-            summary.still_held += len(item.held)
+        newly, outcomes = _newly_mapped(stored, settings, mappings, gate, summary)
+        if newly:
+            queue.append(row_id)
+        else:
+            store.record(outcomes)  # nothing to push; the held reasons brought up to date
+    ServiceStore(store).requeue(queue)
+    pushed = PushSummary()
+    stages = Stages(ServiceStore(store), client, settings, mappings, registry, service_config({}))
+    stages.run_to_completion(pushed, 200)
+    summary.failed = pushed.failed + pushed.refused
+    summary.pushed = len(queue) - summary.failed
+    summary.errors.extend(pushed.errors)
     return summary
 
 
-def _reprocessed(
-    stored: StoredMessage, item: Translation, client: FhirClient, summary: ReprocessSummary
-) -> Outcome:
-    still = {h.result.location for h in item.held}
-    if item.bundle is not None and stored.status == PROCESSED and stored.open_locations <= still:
-        summary.unchanged += 1  # pushed before, and nothing newly mapped: no need to push
-        return outcome_of(stored.row_id, item, None)
-    pushed = PushSummary()
-    error = _push_one(item, client, pushed)
-    if error:
-        summary.failed += 1
-        summary.errors.extend(pushed.errors)
-    else:
-        summary.pushed += 1
-    return outcome_of(stored.row_id, item, error)
+def _newly_mapped(
+    stored: StoredMessage,
+    settings: Settings,
+    mappings: MappingSet,
+    gate: Gate | None,
+    summary: ReprocessSummary,
+) -> tuple[bool, list[Outcome]]:
+    """Whether the message now maps a result that was held (counting what stays held), and
+    its outcomes as translated now."""
+    source = f"message {stored.control_id or stored.row_id}"
+    items = list(
+        translate(stored.raw or b"", source, settings, mappings, gate=gate,
+                  received_at=stored.received_at)
+    )  # fmt: skip
+    still = {h.result.location for item in items for h in item.held}
+    summary.still_held += len(still)
+    resolved = len(stored.open_locations - still)
+    summary.resolved += resolved
+    summary.unchanged += resolved == 0
+    return resolved > 0, [outcome_of(stored.row_id, item, None) for item in items]
 
 
 def _count_written(summary: PushSummary, mapped: MappedReport, bundle: dict[str, Any]) -> None:

@@ -379,6 +379,19 @@ class ServiceStore:
             )
         return int(result.rowcount)
 
+    def requeue(self, row_ids: Sequence[int]) -> int:
+        """Put processed messages back in the inbox queue (raw bytes kept); how many."""
+        if not row_ids:
+            return 0
+        c = messages.c
+        with self.store._writing() as conn:
+            done = conn.execute(
+                update(messages)
+                .where(c.id.in_(row_ids), c.status == PROCESSED, c.raw.is_not(None))
+                .values(status=RECEIVED)
+            )
+        return int(done.rowcount or 0)
+
     def purge_raw(self, before: datetime) -> int:
         """Forget the bytes of messages received before ``before`` that are finished with
         (never of a message still to process), and the sent transactions of those."""
