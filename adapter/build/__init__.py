@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from adapter.build.observation import build_observation, result_identifier
 from adapter.build.patient import build_patient
 from adapter.build.provenance import MessageSource, provenance
+from adapter.build.shapes import ShapeValidator
 from adapter.config import Identifiers
 from adapter.errors import MappingError
 from adapter.mapping import MappedReport
@@ -154,6 +155,8 @@ def _urn(token: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_UUID_NAMESPACE, token)}"
 
 
+# One validator per model: each learns the shapes it has validated (see adapter.build.shapes).
+_VALIDATORS = {model: ShapeValidator(model) for model in (Observation, Patient, Provenance)}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
 
 
@@ -176,7 +179,7 @@ def _checked(
 ) -> dict[str, Any]:
     """Validate against the R4B model; the dict (with exact decimals) is what is sent."""
     try:
-        model.model_validate(resource)
+        _VALIDATORS[model].validate(resource)
     except ValidationError as exc:
         raise MappingError(
             f"the {resource['resourceType']} built from it is not valid FHIR R4: "
