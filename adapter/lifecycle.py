@@ -14,7 +14,7 @@ subject (the service's job) keeps it safe.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ from adapter.build import search_token
 from adapter.fhir_client import FhirClient
 from adapter.mapping.status import FHIR_RANK
 
+# Identifiers per lookup search: keeps the URL short (each token is ~80 characters).
+TOKENS_PER_SEARCH = 100
 _VALUE_KEYS = ("valueQuantity", "valueString", "valueCodeableConcept", "component")
 
 
@@ -108,14 +110,37 @@ def _finalised(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, A
 
 
 def stored_observations(client: FhirClient, bundle: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The server's current Observations for the bundle's identifiers, in one search."""
-    tokens = [
+    """The server's current Observations for the bundle's identifiers."""
+    return stored_for(client, [bundle])
+
+
+def stored_for(
+    client: FhirClient, bundles: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The server's current Observations for every identifier in ``bundles`` (a subject's
+    claimed transactions): one search per :data:`TOKENS_PER_SEARCH` identifiers."""
+    tokens = sorted({token for bundle in bundles for token in _tokens(bundle)})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(tokens), TOKENS_PER_SEARCH):
+        chunk = ",".join(tokens[start : start + TOKENS_PER_SEARCH])
+        for observation in client.search("Observation", f"identifier={chunk}&_count=1000"):
+            found[identifier_value(observation)] = observation
+    return found
+
+
+def remember(stored: dict[str, dict[str, Any]], sent: Mapping[str, Any]) -> None:
+    """After ``sent`` was written, its Observations are what the server holds (so the same
+    subject's next transaction is reconciled against them without asking again)."""
+    for entry in sent["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Observation":
+            stored[identifier_value(resource)] = resource
+
+
+def _tokens(bundle: Mapping[str, Any]) -> list[str]:
+    return [
         search_token(identifier["system"], identifier["value"])
         for entry in bundle["entry"]
         if entry["resource"]["resourceType"] == "Observation"
         for identifier in entry["resource"]["identifier"][:1]
     ]
-    if not tokens:
-        return {}
-    found = client.search("Observation", f"identifier={','.join(tokens)}&_count=1000")
-    return {identifier_value(o): o for o in found}

@@ -29,7 +29,7 @@ from adapter.build.subject import subject_transaction
 from adapter.config import Settings
 from adapter.errors import FhirError, TrialBridgeError
 from adapter.fhir_client import FhirClient
-from adapter.lifecycle import reconcile, stored_observations
+from adapter.lifecycle import reconcile, remember, stored_for
 from adapter.mappings import MappingSet
 from adapter.pipeline import PushSummary, Translation, death_date, outcome_of, translate
 from adapter.service import metrics
@@ -172,25 +172,44 @@ class Stages:
             return self.store.claim(conn, ids, self.holder, until)
 
     def _push_subject(self, rows: list[OutboxRow], summary: PushSummary, done: set[int]) -> None:
-        for n, row in enumerate(rows):
-            if self.stopping() or not self._push_row(row, summary):
+        bundles = [simplejson.loads(row.bundle, use_decimal=True) for row in rows]
+        results = [b for row, b in zip(rows, bundles, strict=True) if row.kind == RESULTS]
+        stored: dict[str, dict[str, Any]] | None
+        try:  # what the server holds for all of them, looked up at once
+            stored = stored_for(self.client, results)
+        except FhirError as exc:  # fails as the first row's own lookup would have
+            if not self._failed(rows[0], exc, summary):
+                _count_held_back(rows[1:], summary)
+                return
+            done.add(rows[0].row_id)
+            rows, bundles, stored = rows[1:], bundles[1:], None
+        for n, (row, bundle) in enumerate(zip(rows, bundles, strict=True)):
+            if self.stopping() or not self._push_row(row, bundle, stored, summary):
                 _count_held_back(rows[n + 1 :], summary)
                 return
             done.add(row.row_id)
 
-    def _push_row(self, row: OutboxRow, summary: PushSummary) -> bool:
+    def _push_row(
+        self,
+        row: OutboxRow,
+        bundle: dict[str, Any],
+        stored: dict[str, dict[str, Any]] | None,
+        summary: PushSummary,
+    ) -> bool:
         """Push one transaction; False when the subject's later ones must wait."""
-        bundle = simplejson.loads(row.bundle, use_decimal=True)
         started = time.perf_counter()
         try:
             skipped: Sequence[Any] = ()
             if row.kind == RESULTS:
-                bundle, skipped = reconcile(bundle, stored_observations(self.client, bundle))
+                current = stored if stored is not None else stored_for(self.client, [bundle])
+                bundle, skipped = reconcile(bundle, current)
             self.client.transaction(bundle)
         except FhirError as exc:
             return self._failed(row, exc, summary)
         finally:
             metrics.PUSH_LATENCY.observe(time.perf_counter() - started)
+        if stored is not None and row.kind == RESULTS:
+            remember(stored, bundle)
         self.store.mark_sent(row.row_id, self.holder)
         if row.kind == RESULTS and row.subject_id:
             self.touched.add(row.subject_id)
