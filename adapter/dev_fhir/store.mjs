@@ -273,8 +273,12 @@ export class DevRepository extends MemoryRepository {
    */
   #indexedMatches(searchRequest) {
     const { resourceType, filters = [] } = searchRequest;
+    // One token or several joined by "," (OR); escaped values (backslash) take the scan.
     const byIdentifier = filters.find(
-      (f) => f.code === 'identifier' && f.operator === Operator.EQUALS && /^[^|,]+\|[^|,]+$/.test(f.value)
+      (f) =>
+        f.code === 'identifier' &&
+        f.operator === Operator.EQUALS &&
+        /^[^|,\\]+\|[^|,\\]+(,[^|,\\]+\|[^|,\\]+)*$/.test(f.value)
     );
     if (
       !byIdentifier ||
@@ -284,7 +288,9 @@ export class DevRepository extends MemoryRepository {
       return undefined;
     }
     const byId = this.resources.get(resourceType);
-    const ids = this.#identifiers.get(`${resourceType}|${byIdentifier.value}`) ?? [];
+    const ids = new Set(
+      byIdentifier.value.split(',').flatMap((token) => [...(this.#identifiers.get(`${resourceType}|${token}`) ?? [])])
+    );
     return [...ids]
       .map((id) => byId.get(id))
       .filter((resource) => matchesSearchRequest(resource, searchRequest))
