@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import RowMapping, delete, insert, select, update
+from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.errors import TrialBridgeError
@@ -104,6 +104,7 @@ class Registry:
         self.store = store
         self.study = study
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._index: tuple[tuple[int, datetime | None], EnrolmentIndex] | None = None
 
     def enrol(self, new: NewSubject, *, override_age: bool = False) -> EnrolledSubject:
         problems = check_enrolment(new, self.study, self.subjects(), override_age=override_age)
@@ -137,7 +138,18 @@ class Registry:
         raise EnrolmentError(f"{subject_id} is not enrolled (see `trialbridge subjects list`)")
 
     def index(self) -> EnrolmentIndex:
-        return EnrolmentIndex(self.subjects())
+        """The enrolment index, rebuilt only when the registry changed (one small query per
+        call: the gate runs per batch, and a batch can be one MLLP message)."""
+        version = self.version()
+        if self._index is None or self._index[0] != version:
+            self._index = (version, EnrolmentIndex(self.subjects()))
+        return self._index[1]
+
+    def version(self) -> tuple[int, datetime | None]:
+        """Changes with every enrolment (count) and every change to a subject (updated_at)."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(func.count(), func.max(subjects.c.updated_at))).one()
+        return int(row[0]), row[1]
 
     def withdraw(self, subject_id: str, at: datetime | None = None) -> EnrolledSubject:
         current = self.subject(subject_id)
