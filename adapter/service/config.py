@@ -13,7 +13,7 @@ from typing import Any
 from adapter.errors import ConfigError
 
 JOBS = ("sources", "process", "push", "scores", "purge")
-_DEFAULT_INTERVALS = {"sources": 5.0, "process": 2.0, "push": 2.0, "scores": 60.0, "purge": 3600.0}
+_DEFAULT_INTERVALS = {"sources": 5.0, "process": 1.0, "push": 1.0, "scores": 60.0, "purge": 3600.0}
 _DEFAULT_BATCHES = {"sources": 0, "process": 200, "push": 50, "scores": 0, "purge": 0}
 
 

@@ -183,11 +183,15 @@ class Stages:
                 return
             done.add(rows[0].row_id)
             rows, bundles, stored = rows[1:], bundles[1:], None
-        for n, (row, bundle) in enumerate(zip(rows, bundles, strict=True)):
-            if self.stopping() or not self._push_row(row, bundle, stored, summary):
-                _count_held_back(rows[n + 1 :], summary)
-                return
-            done.add(row.row_id)
+        sent: list[int] = []
+        try:
+            for n, (row, bundle) in enumerate(zip(rows, bundles, strict=True)):
+                if self.stopping() or not self._push_row(row, bundle, stored, summary, sent):
+                    _count_held_back(rows[n + 1 :], summary)
+                    return
+                done.add(row.row_id)
+        finally:
+            self.store.mark_sent(sent, self.holder)
 
     def _push_row(
         self,
@@ -195,8 +199,10 @@ class Stages:
         bundle: dict[str, Any],
         stored: dict[str, dict[str, Any]] | None,
         summary: PushSummary,
+        sent: list[int],
     ) -> bool:
-        """Push one transaction; False when the subject's later ones must wait."""
+        """Push one transaction (``sent`` collects it, to be marked with the subject's
+        others in one commit); False when the subject's later ones must wait."""
         started = time.perf_counter()
         try:
             skipped: Sequence[Any] = ()
@@ -210,7 +216,7 @@ class Stages:
             metrics.PUSH_LATENCY.observe(time.perf_counter() - started)
         if stored is not None and row.kind == RESULTS:
             remember(stored, bundle)
-        self.store.mark_sent(row.row_id, self.holder)
+        sent.append(row.row_id)
         if row.kind == RESULTS and row.subject_id:
             self.touched.add(row.subject_id)
         metrics.PUSHED.labels(source=_ALL).inc()

@@ -264,8 +264,24 @@ class ServiceStore:
         ).all()
         return [OutboxRow(*row) for row in rows]
 
-    def mark_sent(self, row_id: int, holder: str) -> None:
-        self._finish_claim(row_id, holder, status=SENT, sent_at=self.now(), last_error=None)
+    def mark_sent(self, row_ids: Sequence[int], holder: str) -> None:
+        """Rows the server took, in one commit (a crash before it re-sends them: the writes
+        are conditional, so a repeat changes nothing)."""
+        if not row_ids:
+            return
+        c = outbox.c
+        with self.store._writing() as conn:
+            conn.execute(
+                update(outbox)
+                .where(c.id.in_(row_ids))
+                .values(
+                    status=SENT,
+                    sent_at=self.now(),
+                    last_error=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
 
     def retry_later(self, row: OutboxRow, holder: str, error: str, at: datetime) -> None:
         self._finish_claim(
