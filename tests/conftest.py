@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from pytest import MonkeyPatch
-from sqlalchemy import create_engine, text
 
 from adapter.dev_fhir import DevFhirServer
 from adapter.store import open_store
+from adapter.store.scratch import scratch_schema
 from adapter.trial.enrolment import EnrolledSubject, HospitalId
 from adapter.trial.registry import NewSubject, Registry
 from adapter.trial.study import load_study
@@ -53,16 +52,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
         return
-    schema = f"tb_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL) as url:
+        yield url
 
 
 TEST_DAY0 = date(2024, 1, 15)  # tests/messages.py dates its results 2024-01-15

@@ -11,14 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from adapter.config import load_settings
 from adapter.dev_fhir import DevFhirServer
@@ -28,6 +27,7 @@ from adapter.mappings import load_mappings
 from adapter.pipeline import push_messages
 from adapter.store import Store, open_store
 from adapter.store.schema import messages, outbox
+from adapter.store.scratch import scratch_schema
 from tests.conftest import POSTGRES_URL
 from tests.test_service_support import (
     enrol_feed,
@@ -186,16 +186,8 @@ def test_killed_at_several_points_it_leaves_exactly_the_expected_resources(
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    schema = f"tb_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL) as url:
+        yield url
 
 
 def test_two_instances_on_postgresql_one_active_and_the_standby_takes_over(

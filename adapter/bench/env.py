@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from adapter.bench.feed import AUTHORITY, DAY0, subject_id, subject_mrn
 from adapter.config import Settings, load_settings
 from adapter.mappings import MappingSet, load_mappings
 from adapter.service.config import ServiceConfig, service_config
 from adapter.store import Store, open_store
+from adapter.store.scratch import scratch_schema
 from adapter.trial.enrolment import HospitalId
 from adapter.trial.registry import NewSubject, Registry
 from adapter.trial.study import load_study
@@ -62,16 +61,8 @@ def _store_url(folder: Path, postgres: bool) -> Iterator[str]:
         folder.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.sqlite'}"
         return
-    schema = f"tb_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL, "tb_bench") as url:
+        yield url
 
 
 def _subjects(count: int) -> list[NewSubject]:
