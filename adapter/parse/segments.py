@@ -1,14 +1,17 @@
-"""The segment layer under every message type: python-hl7 parses, and fields are read back
-in the standard's numbering, split by the message's own separators and unescaped.
+"""The segment layer under every message type: fields in the standard's numbering, split by
+the message's own separators and unescaped.
 
-python-hl7's tree changes depth with the content (a field with no component separator is a
-plain string), so fields are read back as text and split here; repetitions are all kept
+python-hl7 reads the MSH segment (the separators, and the escape rules its ``unescape``
+applies); the other segments are split here with ``str.split``. Building python-hl7's
+container tree for every segment and reading it back as text (its tree changes depth with the
+content, so fields have to be read as text) was the largest single cost of translating a
+message; the fields and their numbering are the same. Repetitions are all kept
 (``extract_field`` keeps only the first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import hl7
@@ -26,32 +29,40 @@ _DOUBLED_ESCAPE = "^~\\\\&"
 
 @dataclass(frozen=True, slots=True)
 class Seps:
+    field: str
     repetition: str
     component: str
     subcomponent: str
 
 
 class Segment:
-    """One segment with field access in the standard's numbering (PID-3 is ``field(3)``)."""
+    """One segment with field access in the standard's numbering (PID-3 is ``raw(3)``)."""
 
-    def __init__(self, message: hl7.Message, segment: hl7.Segment, seps: Seps, index: int):
-        self._message = message
-        self._segment = segment
+    def __init__(
+        self, fields: list[str], seps: Seps, unescape: Callable[[str], str], index: int
+    ) -> None:
+        self._fields = fields
         self._seps = seps
-        self.name = str(segment[0])
+        self._unescape_text = unescape
+        self.name = fields[0]
         self.location = f"{self.name}[{index}]"
+        # MSH-1 is the field separator itself, so MSH-n sits one place earlier in the split.
+        self._shift = 1 if self.name == "MSH" else 0
 
     def raw(self, number: int) -> str:
         """Field ``number`` as sent (escaped, all repetitions)."""
-        if number >= len(self._segment):
-            return ""
-        return str(self._segment[number])
+        if self._shift and number == 1:
+            return self._seps.field
+        index = number - self._shift
+        return self._fields[index] if 0 < index < len(self._fields) else ""
 
     def repetitions(self, number: int) -> list[list[str]]:
         """Every repetition of a field, each as its unescaped components."""
         raw = self.raw(number)
         if raw == "":
             return []
+        if self._shift and number == 2:  # MSH-2 holds the separators: never split it
+            return [[raw]]
         return [
             [self._unescape(c) for c in rep.split(self._seps.component)]
             for rep in raw.split(self._seps.repetition)
@@ -74,17 +85,37 @@ class Segment:
     def _unescape(self, text: str) -> str:
         if "\\" not in text:
             return text
-        return str(self._message.unescape(text, app_map=_APP_ESCAPES))
+        return self._unescape_text(text)
 
 
 def parse_segments(text: str) -> list[Segment]:
     """Every segment of one message (CR-separated text), MSH first."""
     text = _repair_encoding_characters(text)
+    lines = [line for line in text.split("\r") if line.strip()]
+    if not lines or not lines[0].startswith("MSH"):
+        raise ParseError("the message does not start with an MSH segment", location="MSH")
     try:
-        message = hl7.parse(text)
+        header = hl7.parse(lines[0])
     except Exception as exc:  # python-hl7 raises bare exceptions of several types
-        raise ParseError(f"python-hl7 could not parse the message: {exc}") from exc
-    return list(_segments(message))
+        raise ParseError(f"python-hl7 could not parse the MSH segment: {exc}") from exc
+    seps = _separators(lines[0])
+
+    def unescape(field: str) -> str:
+        return str(header.unescape(field, app_map=_APP_ESCAPES))
+
+    counts: dict[str, int] = {}
+    segments = []
+    for line in lines:
+        fields = line.split(seps.field)
+        counts[fields[0]] = counts.get(fields[0], 0) + 1
+        segments.append(Segment(fields, seps, unescape, counts[fields[0]]))
+    return segments
+
+
+def _separators(msh: str) -> Seps:
+    field = msh[3]
+    encoding = msh[4:].split(field, 1)[0]
+    return Seps(field, repetition=encoding[1], component=encoding[0], subcomponent=encoding[3])
 
 
 def _repair_encoding_characters(text: str) -> str:
@@ -99,16 +130,6 @@ def _repair_encoding_characters(text: str) -> str:
             hint="fix the encoding characters at the sender",
         )
     return text
-
-
-def _segments(message: hl7.Message) -> Iterator[Segment]:
-    encoding = str(message.segment("MSH")[2])
-    seps = Seps(repetition=encoding[1], component=encoding[0], subcomponent=encoding[3])
-    counts: dict[str, int] = {}
-    for segment in message:
-        name = str(segment[0])
-        counts[name] = counts.get(name, 0) + 1
-        yield Segment(message, segment, seps, counts[name])
 
 
 def patient_ids(pid: Segment) -> tuple[PatientIdentifier, ...]:
