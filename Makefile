@@ -29,7 +29,7 @@ lint: setup
 
 # The report's HTML is opened in a real headless browser by the tests: Debian's chromium.
 chromium:
-	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 test: lint chromium
 	$(BIN)/pytest
