@@ -260,6 +260,20 @@ class PushSummary:
     by_analyte: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: PushSummary) -> None:
+        """Add another summary's counts to this one (two stages counting side by side)."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if isinstance(value, int):
+                setattr(self, name, mine + value)
+            elif isinstance(value, set):
+                mine.update(value)
+            elif isinstance(value, dict):
+                for key, count in value.items():
+                    mine[key] = mine.get(key, 0) + count
+            else:
+                mine.extend(value)
+
 
 def push_translations(translations: Iterable[Translation], client: FhirClient) -> PushSummary:
     """Send each message's transaction; a refused or failed message never stops the rest."""

@@ -16,6 +16,7 @@ them, so there is one code path from the inbox to the FHIR server.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -249,12 +250,42 @@ class Stages:
     # The whole way, for ``trialbridge push`` ----------------------------------------------
 
     def run_to_completion(self, summary: PushSummary, batch_size: int = 200) -> None:
-        """Process every received message, then push every pending transaction once."""
-        while self.process_inbox(batch_size, summary):
-            pass
+        """Process every received message and push every pending transaction once, the two
+        side by side as the service's jobs run (mapping overlaps the server's answers); the
+        outbox's order rules keep each subject in order."""
+        processed, pushed = PushSummary(), PushSummary()
+        progress = threading.Event()
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def process() -> None:
+            try:
+                while self.process_inbox(batch_size, processed):
+                    progress.set()
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+                progress.set()
+
+        worker = threading.Thread(target=process, name="process-inbox", daemon=True)
+        worker.start()
         tried: set[int] = set()
-        while self.push_outbox(batch_size, summary, ignore_schedule=True, tried=tried):
-            pass
+        while True:
+            claimed = self.push_outbox(batch_size, pushed, ignore_schedule=True, tried=tried)
+            if claimed:
+                continue
+            if done.is_set():  # one more pass for what the last batch queued
+                if not self.push_outbox(batch_size, pushed, ignore_schedule=True, tried=tried):
+                    break
+                continue
+            progress.wait()
+            progress.clear()
+        worker.join()
+        if failure:
+            raise failure[0]
+        summary.add(processed)
+        summary.add(pushed)
 
 
 def _merged(parts: Sequence[Processed]) -> Processed:
