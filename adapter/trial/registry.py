@@ -24,6 +24,10 @@ Clock = Callable[[], datetime]
 SEXES = ("F", "M", "O", "U")
 
 
+# Built once: the gate asks for the registry's version for every batch (one MLLP message).
+_VERSION_QUERY = select(func.count(), func.max(subjects.c.updated_at))
+
+
 class EnrolmentError(TrialBridgeError):
     """An enrolment, withdrawal or vital-status change was refused; the message says why."""
 
@@ -148,7 +152,7 @@ class Registry:
     def version(self) -> tuple[int, datetime | None]:
         """Changes with every enrolment (count) and every change to a subject (updated_at)."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(func.count(), func.max(subjects.c.updated_at))).one()
+            row = conn.execute(_VERSION_QUERY).one()
         return int(row[0]), row[1]
 
     def withdraw(self, subject_id: str, at: datetime | None = None) -> EnrolledSubject:
