@@ -22,6 +22,7 @@ from adapter.trial.study import Study
 Progress = Callable[[Sequence[SubjectData], str], Iterable[SubjectData]]
 """Wraps the subjects as they are read (a progress bar); gets them and a label."""
 DEFAULT_PAGE_SIZE = 500
+MAX_INCLUDE_PAGE = 400
 
 
 def no_progress(items: Sequence[SubjectData], label: str) -> Iterable[SubjectData]:
@@ -66,10 +67,14 @@ def find_study(client: FhirClient, study: Study) -> str:
 def read_subjects(
     client: FhirClient, study: Study, study_id: str, page_size: int
 ) -> list[SubjectData]:
-    """The study's ResearchSubjects with their Patients, sorted by subject number."""
+    """The study's ResearchSubjects with their Patients, sorted by subject number.
+
+    A page holds each subject and its included Patient, so it is asked for at most
+    :data:`MAX_INCLUDE_PAGE` subjects: servers cap what one page may include (Medplum at
+    1,000 resources; HAPI has a similar limit)."""
     query = (
         f"study={quote('ResearchStudy/' + study_id, safe='')}"
-        f"&_include=ResearchSubject:individual&_count={page_size}"
+        f"&_include=ResearchSubject:individual&_count={min(page_size, MAX_INCLUDE_PAGE)}"
     )
     resources = client.search("ResearchSubject", query)
     patients = {f"Patient/{r['id']}": r for r in resources if r.get("resourceType") == "Patient"}
