@@ -765,3 +765,22 @@ def test_cli_runs_in_the_foreground_until_sigterm(http: requests.Session, tmp_pa
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_subject_search_finds_exactly_the_subjects_results(
+    http: requests.Session, fhir_url: str
+) -> None:
+    """Answered from the subject index, with Medplum's matcher applying every filter."""
+    patient_id = create(http, fhir_url, patient("S-900"))["id"]
+    other_id = create(http, fhir_url, patient("S-901"))["id"]
+    create(http, fhir_url, observation("R1", subject=f"Patient/{patient_id}"))
+    create(http, fhir_url, observation("R2", subject=f"Patient/{patient_id}", code="1920-8"))
+    create(http, fhir_url, observation("R3", subject=f"Patient/{other_id}"))
+
+    def found(query: str) -> list[str]:
+        bundle = search(http, fhir_url, f"Observation?{query}")
+        return sorted(e["resource"]["identifier"][0]["value"] for e in bundle.get("entry", []))
+
+    assert found(f"subject=Patient/{patient_id}") == ["R1", "R2"]
+    assert found(f"subject=Patient/{patient_id}&code={LOINC}|{ALT}") == ["R1"]
+    assert found(f"subject=Patient/{other_id}") == ["R3"]

@@ -280,17 +280,22 @@ export class DevRepository extends MemoryRepository {
         f.operator === Operator.EQUALS &&
         /^[^|,\\]+\|[^|,\\]+(,[^|,\\]+\|[^|,\\]+)*$/.test(f.value)
     );
+    // Or one literal subject reference (`subject=Patient/123`): the report's per-subject reads.
+    const bySubject = filters.find(
+      (f) => f.code === 'subject' && f.operator === Operator.EQUALS && /^[A-Za-z]+\/[A-Za-z0-9\-.]+$/.test(f.value)
+    );
     if (
-      !byIdentifier ||
+      !(byIdentifier || bySubject) ||
       filters.some((f) => f.code.includes('.') || f.code.startsWith('_has')) ||
-      getSearchParameter(resourceType, 'identifier')?.expression !== `${resourceType}.identifier`
+      (byIdentifier &&
+        getSearchParameter(resourceType, 'identifier')?.expression !== `${resourceType}.identifier`) ||
+      (!byIdentifier && getSearchParameter(resourceType, 'subject')?.expression !== `${resourceType}.subject`)
     ) {
       return undefined;
     }
     const byId = this.resources.get(resourceType);
-    const ids = new Set(
-      byIdentifier.value.split(',').flatMap((token) => [...(this.#identifiers.get(`${resourceType}|${token}`) ?? [])])
-    );
+    const tokens = byIdentifier ? byIdentifier.value.split(',') : [`subject|${bySubject.value}`];
+    const ids = new Set(tokens.flatMap((token) => [...(this.#identifiers.get(`${resourceType}|${token}`) ?? [])]));
     return [...ids]
       .map((id) => byId.get(id))
       .filter((resource) => matchesSearchRequest(resource, searchRequest))
@@ -319,12 +324,21 @@ export class DevRepository extends MemoryRepository {
   }
 }
 
-/** Index keys "Type|system|value" of a resource's top-level identifiers. */
+/**
+ * Index keys of a resource: "Type|system|value" for its top-level identifiers, and
+ * "Type|subject|Patient/id" for its subject (the last "Type/id" of the reference, so an
+ * absolute reference is indexed too).
+ */
 function identifierKeys(resource) {
   const identifiers = Array.isArray(resource?.identifier) ? resource.identifier : [];
-  return identifiers
+  const keys = identifiers
     .filter((i) => i?.system && i.value)
     .map((i) => `${resource.resourceType}|${i.system}|${i.value}`);
+  const subject = /([A-Za-z]+\/[A-Za-z0-9\-.]+)$/.exec(resource?.subject?.reference ?? '');
+  if (subject) {
+    keys.push(`${resource.resourceType}|subject|${subject[1]}`);
+  }
+  return keys;
 }
 
 function keyOf(resource) {
