@@ -1,7 +1,7 @@
 """Statuses move forward only: a message's Observations reconciled with what the FHIR server
 already holds, before the transaction is sent.
 
-Pure core (:func:`reconcile`) and a thin shell (:func:`stored_observations`). DESIGN.md's
+Pure core (:func:`reconcile`) and a thin shell (:func:`stored_for`). DESIGN.md's
 table ranks the statuses: registered < preliminary < final < corrected/amended < cancelled <
 entered-in-error. A result ranking lower than the stored one (a preliminary arriving after
 the final) is skipped, never written. OBX-11 ``U`` (final, no value sent) finalises the stored
@@ -107,11 +107,6 @@ def _finalised(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, A
             merged[key] = incoming[key]
     merged["subject"] = incoming["subject"]
     return merged
-
-
-def stored_observations(client: FhirClient, bundle: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The server's current Observations for the bundle's identifiers."""
-    return stored_for(client, [bundle])
 
 
 def stored_for(

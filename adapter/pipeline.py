@@ -1,11 +1,10 @@
-"""The flow for a batch of files, as used by ``map`` and ``push``: parse -> map -> build,
-then (for ``push``) one transaction per message.
+"""The flow for a batch of messages, as used by ``map``, ``explain`` and ``push``.
 
-The pure part, :func:`translate`, turns bytes into transactions; :func:`push_translations`
-is the thin I/O shell that sends them. :func:`push_messages` does the same through the
-state store's inbox (duplicates recognised, held results queued), and
-:func:`reprocess_unmapped` runs the messages with unmapped results again once a mapping
-has been added.
+The pure part, :func:`translate` (and :func:`dry_run` for the dry runs), turns bytes into
+transaction Bundles through parse -> enrolment filter -> map -> build. :func:`push_messages`
+is the one way messages are sent: the inbox (enrolment gate, deduplication), then the
+service's own stages (inbox -> outbox -> FHIR server) run to completion;
+:func:`reprocess_unmapped` queues again the messages that a new mapping now covers.
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timezone
 from typing import Any
 
-from adapter.build import TrialLink, build_transaction, result_identifier
+from adapter.build import TrialLink, build_transaction
 from adapter.build.provenance import MessageSource, mappings_fingerprint, sha256_of
 from adapter.config import Settings
-from adapter.errors import FhirError, MessageError
+from adapter.errors import MessageError
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
-from adapter.lifecycle import identifier_value, reconcile, stored_observations
 from adapter.mapping import HeldResult, MappedReport, map_report
 from adapter.mapping.times import to_fhir_datetime
 from adapter.mappings import MappingSet
@@ -275,14 +273,6 @@ class PushSummary:
                 mine.extend(value)
 
 
-def push_translations(translations: Iterable[Translation], client: FhirClient) -> PushSummary:
-    """Send each message's transaction; a refused or failed message never stops the rest."""
-    summary = PushSummary()
-    for item in translations:
-        _push_one(item, client, summary)
-    return summary
-
-
 def push_messages(
     messages: Iterable[Incoming],
     client: FhirClient,
@@ -348,34 +338,6 @@ def _batches(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-def _push_one(item: Translation, client: FhirClient, summary: PushSummary) -> str | None:
-    """Push one message's transaction and count it; the error text if it was not pushed."""
-    summary.messages += 1
-    if item.dropped or item.vital:
-        summary.dropped += item.dropped and item.verdict != UNATTRIBUTABLE
-        summary.unattributable += item.verdict == UNATTRIBUTABLE
-        return None
-    summary.held += len(item.held)
-    summary.dropped_results += item.dropped_results
-    if item.bundle is None or item.mapped is None:
-        summary.refused += 1
-        summary.errors.append(f"{item.source}: {item.error}")
-        return str(item.error)
-    try:
-        bundle, skipped = reconcile(item.bundle, stored_observations(client, item.bundle))
-        client.transaction(bundle)
-    except FhirError as exc:
-        summary.failed += 1
-        summary.errors.append(f"{item.source} (message {item.message_id}): {exc}")
-        return str(exc)
-    summary.pushed += 1
-    summary.skipped += len(skipped)
-    if item.subject is not None:
-        summary.subjects.add(item.subject.subject_id)
-    _count_written(summary, item.mapped, bundle)
-    return None
 
 
 def outcome_of(row_id: int, item: Translation, error: str | None) -> Outcome:
@@ -465,12 +427,3 @@ def _newly_mapped(
     summary.resolved += resolved
     summary.unchanged += resolved == 0
     return resolved > 0, [outcome_of(stored.row_id, item, None) for item in items]
-
-
-def _count_written(summary: PushSummary, mapped: MappedReport, bundle: dict[str, Any]) -> None:
-    analyte_of = {result_identifier(r, mapped.report): r.analyte.key for r in mapped.results}
-    for entry in bundle["entry"]:
-        if entry["resource"]["resourceType"] == "Observation":
-            key = analyte_of[identifier_value(entry["resource"])]
-            summary.observations += 1
-            summary.by_analyte[key] = summary.by_analyte.get(key, 0) + 1

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from pytest import MonkeyPatch
 
+from adapter.config import load_settings
 from adapter.dev_fhir import DevFhirServer
-from adapter.store import open_store
+from adapter.fhir_client import FhirClient
+from adapter.mappings import load_mappings
+from adapter.pipeline import PushSummary, push_messages
+from adapter.store import incoming, open_store
 from adapter.store.scratch import scratch_schema
 from adapter.trial.enrolment import EnrolledSubject, HospitalId
 from adapter.trial.registry import NewSubject, Registry
@@ -78,3 +82,15 @@ def enrol(own_state_store: str) -> Callable[..., EnrolledSubject]:
             return registry.enrol(new)
 
     return enrol_mrn
+
+
+def push_texts(client: FhirClient, *texts: str, store_url: str | None = None) -> PushSummary:
+    """Push written messages the way ``trialbridge push`` does (inbox, outbox, the service's
+    stages), without an enrolment registry: placeholder Patients keyed by the LIS id.
+    ``store_url`` defaults to the test's own store; a fresh one replays what another had."""
+    settings = load_settings()
+    messages = [m for i, text in enumerate(texts) for m in incoming(text.encode(), f"msg{i}")]
+    with open_store(store_url or settings.store_url) as store:
+        return push_messages(
+            messages, client, settings, load_mappings(settings.mappings_dir), store
+        )

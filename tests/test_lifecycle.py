@@ -10,8 +10,8 @@ import pytest
 from adapter.config import Settings, load_settings
 from adapter.fhir_client import FhirClient
 from adapter.lifecycle import reconcile
-from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary, push_translations, translate
+from adapter.pipeline import PushSummary
+from tests.conftest import push_texts
 from tests.messages import ALT, obx, oru
 
 LOINC_ALT = "http://loinc.org|1742-6"
@@ -29,8 +29,7 @@ def settings() -> Settings:
 
 
 def send(client: FhirClient, settings: Settings, text: str) -> PushSummary:
-    translations = list(translate(text.encode(), "test", settings, load_mappings()))
-    return push_translations(translations, client)
+    return push_texts(client, text)
 
 
 def alt(client: FhirClient) -> dict[str, Any]:
