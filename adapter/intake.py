@@ -46,6 +46,11 @@ class IntakeCounts:
     forgotten: dict[str, int] = field(default_factory=dict)
 
 
+def forgotten(verdict: str) -> bool:
+    """Whether the gate's verdict means the message is dropped at the door."""
+    return verdict in _FORGOTTEN
+
+
 class Intake:
     """The enrolment gate plus the inbox. The registry is read again for every batch, so an
     enrolment or withdrawal takes effect without a restart."""
@@ -58,14 +63,24 @@ class Intake:
 
     def accept(self, batch: Sequence[Incoming]) -> list[Accepted]:
         """Decide, keep (committed when this returns) or forget each message, in order."""
+        return self.commit(batch, self.triage(batch))
+
+    def triage(self, batch: Sequence[Incoming]) -> list[str]:
+        """The enrolment gate's verdict for each message, against the registry as of now.
+        Cheap (no write, and a registry read only after a commit), so the MLLP listener runs
+        it on its event loop and hands only the messages to keep to its committer."""
         gate = Gate(self.registry.study, self.registry.index())
         now = self.clock()
-        verdicts = [gate.admit(message.raw, now).verdict for message in batch]
-        keep = [m for m, v in zip(batch, verdicts, strict=True) if v not in _FORGOTTEN]
-        received = iter(self.store.receive(keep))
+        return [gate.admit(message.raw, now).verdict for message in batch]
+
+    def commit(self, batch: Sequence[Incoming], verdicts: Sequence[str]) -> list[Accepted]:
+        """Keep the messages ``verdicts`` let in (one transaction, committed when this
+        returns; none when all are forgotten) and count the rest."""
+        keep = [m for m, v in zip(batch, verdicts, strict=True) if not forgotten(v)]
+        received = iter(self.store.receive(keep) if keep else ())
         accepted = []
         for message, verdict in zip(batch, verdicts, strict=True):
-            row = None if verdict in _FORGOTTEN else next(received)
+            row = None if forgotten(verdict) else next(received)
             accepted.append(Accepted(message, verdict, row))
             self._count(verdict, row)
         return accepted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,32 @@ def test_a_patient_not_enrolled_is_acked_and_forgotten(intake: Intake, port: int
     with MllpClient("127.0.0.1", port, timeout=10) as client:
         assert msa(client.request(message("OTHER1", mrn="X999")))[1:3] == ["AA", "OTHER1"]
     assert stored(intake.store) == 0
+
+
+def test_enrolment_and_withdrawal_by_another_process_apply_to_the_next_message(
+    intake: Intake, port: int, enrol: Callable[..., EnrolledSubject], fhir_url: str
+) -> None:
+    """The gate runs on the listener's cached index: a change committed elsewhere must still
+    decide the very next message (the registry is re-read after any commit to the store)."""
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        assert msa(client.request(message("LATE1", mrn="MRN002")))[1] == "AA"
+        assert stored(intake.store, "LATE1") == 0  # not enrolled yet: forgotten
+        enrol("MRN002", "DDSC-T02")
+        assert msa(client.request(message("LATE2", mrn="MRN002")))[1] == "AA"
+        assert stored(intake.store, "LATE2") == 1
+        withdraw = [str(Path(sys.executable).parent / "trialbridge"), "withdraw", "DDSC-T02"]
+        subprocess.run([*withdraw, "--fhir-url", fhir_url], check=True, capture_output=True)
+        assert msa(client.request(message("LATE3", mrn="MRN002")))[1] == "AA"
+        assert stored(intake.store, "LATE3") == 0  # withdrawn by the CLI: forgotten again
+
+
+def test_a_frame_holding_two_messages_is_refused_whole(intake: Intake, port: int) -> None:
+    two = message("TWO1") + b"\r" + message("TWO2")
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        nak = client.request(two).decode("latin-1").split("\r")
+    assert msa(nak[1].encode())[1:3] == ["AR", "TWO1"]
+    assert nak[2].split("|")[3].startswith("100^")
+    assert stored(intake.store) == 0  # neither is acknowledged as stored: the sender splits
 
 
 @pytest.mark.parametrize(
@@ -176,16 +203,16 @@ def test_stop_acks_only_what_was_committed_then_closes(intake: Intake) -> None:
 
 
 def test_a_store_failure_is_an_ae_and_the_listener_keeps_going(intake: Intake, port: int) -> None:
-    accept = intake.accept
+    commit = intake.commit
     calls = {"n": 0}
 
-    def failing_once(batch: list[object]) -> object:
+    def failing_once(batch: list[object], verdicts: list[str]) -> object:
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("disk full")
-        return accept(batch)  # type: ignore[arg-type]
+        return commit(batch, verdicts)  # type: ignore[arg-type]
 
-    intake.accept = failing_once  # type: ignore[assignment,method-assign]
+    intake.commit = failing_once  # type: ignore[assignment,method-assign]
     with MllpClient("127.0.0.1", port, timeout=10) as client:
         nak = client.request(message("FAIL1")).decode().split("\r")
         assert nak[1].startswith("MSA|AE|FAIL1|")

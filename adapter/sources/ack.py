@@ -15,7 +15,7 @@ from datetime import datetime
 from adapter.errors import MessageError
 from adapter.parse.decode import decode_message, normalise
 from adapter.sources.hl7v2 import DEFAULT_ENCODING, Header, escape, format_ts, read_header
-from adapter.store.inbox import Incoming, incoming
+from adapter.store.inbox import Incoming, one_message
 
 ACCEPTED_TYPES = ("ORU", "ADT")
 DEFAULT_VERSION = "2.5.1"
@@ -27,6 +27,7 @@ ERROR_NAMES = {
     "200": "Unsupported message type",
     "207": "Application internal error",
 }
+_MESSAGE_SEGMENTS = (b"MSH", b"FHS", b"BHS", b"BTS", b"FTS")  # none may follow a frame's MSH
 _OLD_VERSIONS = ("2.1", "2.2", "2.3")  # no message structure in MSH-9, ERR-1 only (< 2.5)
 
 
@@ -42,7 +43,13 @@ class Problem:
 
 def check(payload: bytes, source: str, forced_charset: str | None = None) -> Incoming | Problem:
     """The inbox entry for one frame's payload, or the problem with it."""
-    header = read_header(payload)
+    return check_read(read_header(payload), payload, source, forced_charset)
+
+
+def check_read(
+    header: Header | None, payload: bytes, source: str, forced_charset: str | None = None
+) -> Incoming | Problem:
+    """:func:`check` for a payload whose MSH was read already (``header``)."""
     if header is None:
         text = "not an HL7 v2 message: the frame does not start with an MSH segment"
         if normalise(payload[:3]) in (b"FHS", b"BHS"):
@@ -53,11 +60,21 @@ def check(payload: bytes, source: str, forced_charset: str | None = None) -> Inc
         return Problem("AR", "200", "MSH^1^9", f"message type {shown} is not ORU or ADT")
     if not header.control_id:
         return Problem("AR", "101", "MSH^1^10", "MSH-10 (message control id) is empty")
+    message = normalise(payload)
+    if _several_messages(message, header.separator):
+        text = "the frame holds more than one message: send each message in a frame of its own"
+        return Problem("AR", "100", "MSH^2", text)
     try:
-        decode_message(normalise(payload), forced_charset)
+        decode_message(message, forced_charset)
     except MessageError as exc:
         return Problem("AE", "102", "MSH^1^18", exc.reason)
-    return incoming(payload, source)[0]
+    return one_message(message, source)
+
+
+def _several_messages(message: bytes, separator: str) -> bool:
+    """Whether a normalised payload holds another MSH (or a batch segment) after its own."""
+    sep = separator.encode("latin-1")
+    return any(b"\r" + name + sep in message for name in _MESSAGE_SEGMENTS)
 
 
 def internal_problem(what: str) -> Problem:

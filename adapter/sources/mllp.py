@@ -1,11 +1,14 @@
 """The MLLP listener: MLLP's third layer (handling) and its asyncio server.
 
 Each connection is persistent and read in chunks; the framing layer cuts frames, the
-parsing layer (:mod:`adapter.sources.ack`) checks them, and the good messages go to the
-inbox through one committer task, which commits what every connection has waiting in one
-:meth:`Intake.accept` call (in a worker thread, so the event loop keeps reading). A
-connection's ACKs go out in the order of its frames, each only after its message was
-committed. Nothing a peer sends can stop the listener: every failure becomes an AE/AR.
+parsing layer (:mod:`adapter.sources.ack`) checks them, and the enrolment gate
+(:meth:`Intake.triage`) decides on the event loop: most of a hospital's feed is for patients
+not in the trial, and those messages are forgotten and acknowledged at once, with no thread
+hand-off and no write. The messages to keep go to one committer task, which commits what
+every connection has waiting in one :meth:`Intake.commit` call (in a worker thread, so the
+event loop keeps reading). A connection's ACKs go out in the order of its frames, each kept
+message's only after it was committed. Nothing a peer sends can stop the listener: every
+failure becomes an AE/AR.
 
 On ``stop`` the listener stops accepting connections and reading; each connection still
 commits and acknowledges the complete frames it had read, then closes.
@@ -22,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapter.intake import Accepted, Intake
-from adapter.sources.ack import Problem, Responder, build_ack, check, internal_problem
+from adapter.intake import Accepted, Intake, forgotten
+from adapter.sources.ack import Problem, Responder, build_ack, check_read, internal_problem
 from adapter.sources.config import MllpConfig
 from adapter.sources.events import Events
 from adapter.sources.framing import BadFrame, Frame, FrameDecoder, frame
-from adapter.sources.hl7v2 import read_header
+from adapter.sources.hl7v2 import Header, read_header
 from adapter.store.inbox import Incoming
 
 SOURCE = "mllp"
@@ -44,10 +47,15 @@ def control_ids(prefix: str = "TB") -> Callable[[], str]:
 
 @dataclass
 class _Pending:
-    """One message waiting for the committer."""
+    """One message waiting for the committer, with the gate's verdict on it."""
 
     message: Incoming
+    verdict: str
     done: asyncio.Future[Accepted]
+
+
+# What a frame is waiting for: its commit, its problem, or nothing (acknowledged at once).
+_Outcome = asyncio.Future[Accepted] | Problem | None
 
 
 class _Committer:
@@ -59,9 +67,9 @@ class _Committer:
         self.events = events
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
-    def submit(self, message: Incoming) -> asyncio.Future[Accepted]:
+    def submit(self, message: Incoming, verdict: str) -> asyncio.Future[Accepted]:
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(_Pending(message, done))
+        self.queue.put_nowait(_Pending(message, verdict, done))
         return done
 
     async def run(self) -> None:
@@ -73,7 +81,8 @@ class _Committer:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            accepted = await asyncio.to_thread(self.intake.accept, [p.message for p in batch])
+            messages, verdicts = [p.message for p in batch], [p.verdict for p in batch]
+            accepted = await asyncio.to_thread(self.intake.commit, messages, verdicts)
         except Exception as exc:  # any failure: each message gets AE, the sender resends
             self.events.emit("mllp.commit_failed", level=logging.ERROR, error=type(exc).__name__)
             for pending in batch:
@@ -111,6 +120,7 @@ class MllpSource:
             asyncio.Task[None], tuple[asyncio.StreamReader, asyncio.StreamWriter]
         ] = {}
         self._committer: _Committer | None = None
+        self._intake: Intake | None = None
         self._peers = itertools.count(1)
 
     def wait_ready(self, timeout: float = 10.0) -> int:
@@ -121,6 +131,7 @@ class MllpSource:
 
     async def serve(self, intake: Intake, stop: asyncio.Event) -> None:
         """Listen until ``stop`` is set; then finish what was read, ACK it and close."""
+        self._intake = intake
         self._committer = _Committer(intake, self.config.batch_size, self.events)
         committing = asyncio.create_task(self._committer.run())
         tls = self.config.tls.server_context() if self.config.tls else None
@@ -182,33 +193,60 @@ class MllpSource:
         return sent
 
     async def handle(self, frames: list[Frame]) -> list[bytes]:
-        """The replies to ``frames``, in order, each after its message was committed."""
-        waiting: list[asyncio.Future[Accepted] | Problem] = []
-        payloads: list[bytes] = []
-        for item in frames:
-            payload, outcome = self._admit(item)
-            payloads.append(payload)
-            waiting.append(outcome)
+        """The replies to ``frames``, in order, each kept message's after its commit."""
+        read = [self._read(item) for item in frames]
+        outcomes = self._admit([checked for _, checked in read])
         replies = []
-        for payload, outcome in zip(payloads, waiting, strict=True):
-            problem = outcome if isinstance(outcome, Problem) else await _settled(outcome)
-            replies.append(self._reply(payload, problem))
+        for (header, _), outcome in zip(read, outcomes, strict=True):
+            problem = await _settled(outcome) if isinstance(outcome, asyncio.Future) else outcome
+            replies.append(self._reply(header, problem))
         return replies
 
-    def _admit(self, item: Frame) -> tuple[bytes, asyncio.Future[Accepted] | Problem]:
+    def _read(self, item: Frame) -> tuple[Header | None, Incoming | Problem]:
+        """A frame's MSH (for its reply) and its inbox entry, or what is wrong with it."""
         if isinstance(item, BadFrame):
-            return item.data, Problem("AR", "100", "", item.reason)
+            return read_header(item.data), Problem("AR", "100", "", item.reason)
+        header = None
         try:
-            checked = check(item, SOURCE, self.forced_charset)
+            header = read_header(item)
+            return header, check_read(header, item, SOURCE, self.forced_charset)
         except Exception as exc:  # a bug in checking must still answer the sender
-            return item, internal_problem(f"the message could not be read ({type(exc).__name__})")
-        if isinstance(checked, Problem):
-            return item, checked
-        assert self._committer is not None
-        return item, self._committer.submit(checked)
+            problem = internal_problem(f"the message could not be read ({type(exc).__name__})")
+            return header, problem
 
-    def _reply(self, payload: bytes, problem: Problem | None) -> bytes:
-        header = read_header(payload)
+    def _admit(self, checked: list[Incoming | Problem]) -> list[_Outcome]:
+        """The enrolment gate on this chunk's messages, here on the event loop: the forgotten
+        are counted and need no commit; the rest go to the committer."""
+        messages = [c for c in checked if isinstance(c, Incoming)]
+        assert self._intake is not None and self._committer is not None
+        try:
+            verdicts = iter(self._intake.triage(messages))
+        except Exception as exc:  # the registry could not be read: the sender resends
+            self.events.emit("mllp.gate_failed", level=logging.ERROR, error=type(exc).__name__)
+            problem = internal_problem(f"the enrolment gate failed ({type(exc).__name__})")
+            return [problem if isinstance(c, Incoming) else c for c in checked]
+        outcomes: list[_Outcome] = []
+        dropped: list[tuple[Incoming, str]] = []
+        for item in checked:
+            if isinstance(item, Problem):
+                outcomes.append(item)
+            elif forgotten(verdict := next(verdicts)):
+                dropped.append((item, verdict))
+                outcomes.append(None)
+            else:
+                outcomes.append(self._committer.submit(item, verdict))
+        self._forget(dropped)
+        return outcomes
+
+    def _forget(self, dropped: list[tuple[Incoming, str]]) -> None:
+        """Count the messages the gate dropped (nothing of them is written)."""
+        if not dropped:
+            return
+        assert self._intake is not None
+        self._intake.commit([m for m, _ in dropped], [v for _, v in dropped])
+        self.events.emit("mllp.accepted", level=logging.DEBUG, messages=len(dropped), kept=0)
+
+    def _reply(self, header: Header | None, problem: Problem | None) -> bytes:
         control_id = header.control_id if header else ""
         code = "AA" if problem is None else problem.code
         level = logging.DEBUG if problem is None else logging.WARNING

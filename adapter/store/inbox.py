@@ -40,11 +40,13 @@ def incoming(data: bytes, source: str) -> list[Incoming]:
     except (MessageError, UnicodeError):
         chunks = [data]  # stored whole; translate() refuses it with the reason
     if len(chunks) == 1:
-        return [_incoming(chunks[0], source)]
-    return [_incoming(raw, f"{source}#{i}") for i, raw in enumerate(chunks, start=1)]
+        return [one_message(chunks[0], source)]
+    return [one_message(raw, f"{source}#{i}") for i, raw in enumerate(chunks, start=1)]
 
 
-def _incoming(raw: bytes, source: str) -> Incoming:
+def one_message(raw: bytes, source: str) -> Incoming:
+    """``raw`` as one inbox message, when it is known to be one already normalised message
+    (an MLLP frame after its checks): :func:`incoming` without the search for others."""
     sender, control_id = header(raw)
     return Incoming(source, raw, sender, control_id, hashlib.sha256(raw).hexdigest())
 

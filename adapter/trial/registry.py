@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.errors import TrialBridgeError
 from adapter.store import Store
+from adapter.store.changes import ChangeProbe
 from adapter.store.schema import subject_identifiers, subject_infusions, subjects
 from adapter.trial.enrolment import EnrolledSubject, EnrolmentIndex, HospitalId, age_range_at
 from adapter.trial.resources import SubjectRecord
@@ -24,7 +25,7 @@ Clock = Callable[[], datetime]
 SEXES = ("F", "M", "O", "U")
 
 
-# Built once: the gate asks for the registry's version for every batch (one MLLP message).
+# Built once: the registry's version is asked for whenever the store may have changed.
 _VERSION_QUERY = select(func.count(), func.max(subjects.c.updated_at))
 
 
@@ -109,6 +110,7 @@ class Registry:
         self.study = study
         self.clock = clock or (lambda: datetime.now(UTC))
         self._index: tuple[tuple[int, datetime | None], EnrolmentIndex] | None = None
+        self._probe = ChangeProbe(store.engine)
 
     def enrol(self, new: NewSubject, *, override_age: bool = False) -> EnrolledSubject:
         problems = check_enrolment(new, self.study, self.subjects(), override_age=override_age)
@@ -142,11 +144,14 @@ class Registry:
         raise EnrolmentError(f"{subject_id} is not enrolled (see `trialbridge subjects list`)")
 
     def index(self) -> EnrolmentIndex:
-        """The enrolment index, rebuilt only when the registry changed (one small query per
-        call: the gate runs per batch, and a batch can be one MLLP message)."""
-        version = self.version()
-        if self._index is None or self._index[0] != version:
-            self._index = (version, EnrolmentIndex(self.subjects()))
+        """The enrolment index as of the latest commit, by any process. The gate asks for it
+        per batch (an MLLP batch can be one message), so it is rebuilt only when the registry
+        changed, and the registry's version is read only after some commit to the store."""
+        store_changed = self._probe.changed()  # before the read: a later commit shows next time
+        if self._index is None or store_changed:
+            version = self.version()
+            if self._index is None or self._index[0] != version:
+                self._index = (version, EnrolmentIndex(self.subjects()))
         return self._index[1]
 
     def version(self) -> tuple[int, datetime | None]:
