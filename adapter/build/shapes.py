@@ -13,7 +13,14 @@ on the shape alone, and the shape is the cache key, so every resource is still c
 against the R4B definitions for all that varies.
 
 A shape is the structure with each leaf replaced by its Python type, plus the value of every
-``resourceType``. Unknown shapes beyond :data:`MAX_SHAPES` are validated in full every time.
+``resourceType``, written flat (markers for the start and end of objects and lists) so that
+it is one walk and one tuple. Unknown shapes beyond :data:`MAX_SHAPES` are validated in full
+every time.
+
+Most leaves are the same strings message after message (systems, codes, displays): each
+string leaf's place in a shape remembers up to :data:`MAX_REMEMBERED` values its check
+passed, and the same value is not checked again there (a primitive's check depends on the
+value alone). Other leaves (decimals, numbers) are checked every time.
 """
 
 from __future__ import annotations
@@ -27,8 +34,13 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 MAX_SHAPES = 2048
+MAX_REMEMBERED = 256
 Leaf = Callable[[Any], Any]
-Shape = Any  # nested tuples of keys, Python types and resourceType values
+Shape = tuple[Any, ...]  # flat: markers, keys, Python types and resourceType values
+Plan = tuple[tuple[Leaf, set[str] | None], ...]  # per leaf: its check, the values it passed
+
+# Markers in a flat shape: objects, not strings, so that no key can be taken for one.
+_OBJECT, _LIST, _END, _RESOURCE_TYPE = object(), object(), object(), object()
 
 
 class _NoPlanError(Exception):
@@ -40,37 +52,59 @@ class ShapeValidator:
 
     def __init__(self, model: type[BaseModel]) -> None:
         self.model = model
-        self._plans: dict[Shape, tuple[Leaf, ...] | None] = {}
+        self._plans: dict[Shape, Plan | None] = {}
 
     def validate(self, resource: dict[str, Any]) -> None:
+        shape: list[Any] = []
         leaves: list[Any] = []
-        shape = _shape(resource, leaves)
-        plan = self._plans.get(shape, ())
+        _walk(resource, shape, leaves)
+        key = tuple(shape)
+        plan = self._plans.get(key, ())
         if plan:
-            for check, value in zip(plan, leaves, strict=True):
-                check(value)
+            _check_leaves(plan, leaves)
             return
         instance = self.model.model_validate(resource)
-        if shape not in self._plans and len(self._plans) < MAX_SHAPES:
-            self._plans[shape] = _learn(resource, instance)
+        if key not in self._plans and len(self._plans) < MAX_SHAPES:
+            self._plans[key] = _learn(resource, instance)
 
 
-def _shape(node: Any, leaves: list[Any]) -> Shape:
-    """The structure of ``node``; its leaf values are appended to ``leaves`` in order."""
+def _walk(node: Any, shape: list[Any], leaves: list[Any]) -> None:
+    """Append the flat structure of ``node`` to ``shape`` and its leaf values to ``leaves``."""
     if isinstance(node, dict):
-        return tuple(
-            (key, ("=", value) if key == "resourceType" else _shape(value, leaves))
-            for key, value in node.items()
-        )
-    if isinstance(node, list):
-        return ("[", *(_shape(item, leaves) for item in node))
-    leaves.append(node)
-    return type(node)
+        shape.append(_OBJECT)
+        for key, value in node.items():
+            shape.append(key)
+            if key == "resourceType":
+                shape += (_RESOURCE_TYPE, value)
+            elif isinstance(value, dict | list):
+                _walk(value, shape, leaves)
+            else:
+                shape.append(type(value))
+                leaves.append(value)
+        shape.append(_END)
+    elif isinstance(node, list):
+        shape.append(_LIST)
+        for item in node:
+            _walk(item, shape, leaves)
+        shape.append(_END)
+    else:
+        shape.append(type(node))
+        leaves.append(node)
 
 
-def _learn(resource: dict[str, Any], instance: BaseModel) -> tuple[Leaf, ...] | None:
-    """The leaf checks of a validated resource, in the order :func:`_shape` lists leaves."""
-    checks: list[Leaf] = []
+def _check_leaves(plan: Plan, leaves: list[Any]) -> None:
+    for (check, passed), value in zip(plan, leaves, strict=True):
+        if passed is None:
+            check(value)
+        elif value not in passed:
+            check(value)
+            if len(passed) < MAX_REMEMBERED:
+                passed.add(value)
+
+
+def _learn(resource: dict[str, Any], instance: BaseModel) -> Plan | None:
+    """The leaf checks of a validated resource, in the order :func:`_walk` lists leaves."""
+    checks: list[tuple[Leaf, set[str] | None]] = []
     try:
         _learn_object(resource, instance, checks)
     except _NoPlanError:
@@ -78,7 +112,9 @@ def _learn(resource: dict[str, Any], instance: BaseModel) -> tuple[Leaf, ...] | 
     return tuple(checks)
 
 
-def _learn_object(node: dict[str, Any], instance: BaseModel, checks: list[Leaf]) -> None:
+def _learn_object(
+    node: dict[str, Any], instance: BaseModel, checks: list[tuple[Leaf, set[str] | None]]
+) -> None:
     fields = _fields(type(instance))
     for key, value in node.items():
         if key == "resourceType":
@@ -89,7 +125,9 @@ def _learn_object(node: dict[str, Any], instance: BaseModel, checks: list[Leaf])
         _learn_value(value, annotation, getattr(instance, name), checks)
 
 
-def _learn_value(value: Any, annotation: Any, validated: Any, checks: list[Leaf]) -> None:
+def _learn_value(
+    value: Any, annotation: Any, validated: Any, checks: list[tuple[Leaf, set[str] | None]]
+) -> None:
     if isinstance(value, list):
         if not isinstance(validated, list) or len(validated) != len(value):
             raise _NoPlanError("list")
@@ -100,7 +138,8 @@ def _learn_value(value: Any, annotation: Any, validated: Any, checks: list[Leaf]
             raise _NoPlanError("object")
         _learn_object(value, validated, checks)
     else:
-        checks.append(_primitive(_element(annotation)))
+        # Only exact strings are remembered: always hashable, and equal means the same text.
+        checks.append((_primitive(_element(annotation)), set() if type(value) is str else None))
 
 
 @cache
