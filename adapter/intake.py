@@ -85,6 +85,11 @@ class Intake:
             self._count(verdict, row)
         return accepted
 
+    def forget(self, verdicts: Sequence[str]) -> None:
+        """Count messages the gate dropped (their verdicts): nothing of them is kept."""
+        for verdict in verdicts:
+            self._count(verdict, None)
+
     def _count(self, verdict: str, row: Received | None) -> None:
         if row is None:
             self.counts.forgotten[verdict] = self.counts.forgotten.get(verdict, 0) + 1

@@ -14,6 +14,7 @@ from adapter.trial.enrolment import (
     age_range_at,
     before_baseline,
 )
+from adapter.trial.gate import patient_ids_in
 from adapter.trial.resources import SubjectRecord
 from adapter.trial.study import load_study
 
@@ -97,3 +98,26 @@ def test_results_before_the_baseline_window_are_dropped(
 
 def test_age_at_consent_from_a_birth_year_is_a_range() -> None:
     assert age_range_at(date(2024, 1, 2), 1961) == (62, 63)
+
+
+@pytest.mark.parametrize("newline", ["\r", "\n", "\r\n"])
+def test_the_gate_reads_pid3_whatever_the_segment_separator(newline: str) -> None:
+    raw = newline.join(
+        [
+            "MSH|^~\\&|LIS|NTCH|||20240101||ORU^R01|1|P|2.5.1",
+            "PID|1||MRN001^^^NTCH&1.2&ISO^MR~X9^^^OTHER||Doe^Jane",
+            "OBR|1",
+        ]
+    ).encode()
+    assert patient_ids_in(raw) == (
+        PatientIdentifier("MRN001", "NTCH", "MR"),
+        PatientIdentifier("X9", "OTHER", ""),
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"PID|1||MRN001", b"MSH|^~\\&|LIS\rOBR|1", b"MSH|^~\\&|LIS\rZPID|1||MRN001"],
+)
+def test_no_pid_segment_means_no_identifier(raw: bytes) -> None:
+    assert patient_ids_in(raw) == ()

@@ -9,6 +9,8 @@ and an error carries an ERR segment (HL7 table 0357) naming it.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +30,8 @@ ERROR_NAMES = {
     "207": "Application internal error",
 }
 _MESSAGE_SEGMENTS = (b"MSH", b"FHS", b"BHS", b"BTS", b"FTS")  # none may follow a frame's MSH
+_TRAILING = b"\r\x00 \t\x0b\x1c"  # what normalise() strips from the ends
+_EMPTY = ("",) * 18  # pads an MSH to MSH-18
 _OLD_VERSIONS = ("2.1", "2.2", "2.3")  # no message structure in MSH-9, ERR-1 only (< 2.5)
 
 
@@ -60,7 +64,7 @@ def check_read(
         return Problem("AR", "200", "MSH^1^9", f"message type {shown} is not ORU or ADT")
     if not header.control_id:
         return Problem("AR", "101", "MSH^1^10", "MSH-10 (message control id) is empty")
-    message = normalise(payload)
+    message = _normalised(payload)
     if _several_messages(message, header.separator):
         text = "the frame holds more than one message: send each message in a frame of its own"
         return Problem("AR", "100", "MSH^2", text)
@@ -71,10 +75,23 @@ def check_read(
     return one_message(message, source)
 
 
+def _normalised(payload: bytes) -> bytes:
+    """:func:`normalise`, short-cut for the usual frame (MSH first, CR only): the bytes must
+    be the same, as the inbox deduplicates by their hash (a resend by file must match)."""
+    if payload.startswith(b"MSH") and b"\n" not in payload:
+        return payload.rstrip(_TRAILING)
+    return normalise(payload)
+
+
 def _several_messages(message: bytes, separator: str) -> bool:
     """Whether a normalised payload holds another MSH (or a batch segment) after its own."""
-    sep = separator.encode("latin-1")
-    return any(b"\r" + name + sep in message for name in _MESSAGE_SEGMENTS)
+    return _next_message(separator).search(message) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _next_message(separator: str) -> re.Pattern[bytes]:
+    names = b"|".join(_MESSAGE_SEGMENTS)
+    return re.compile(b"\r(?:" + names + b")" + re.escape(separator.encode("latin-1")))
 
 
 def internal_problem(what: str) -> Problem:
@@ -109,6 +126,7 @@ def build_ack(
 
 
 def _msh(h: Header, control_id: str, now: datetime, responder: Responder) -> str:
+    f = (*h.fields, *_EMPTY[len(h.fields) :])  # MSH-n is f[n - 1]; absent fields empty
     version = h.version or DEFAULT_VERSION
     component = h.encoding[0]
     message_type = "ACK"
@@ -119,21 +137,26 @@ def _msh(h: Header, control_id: str, now: datetime, responder: Responder) -> str
     fields = [
         "MSH",
         h.encoding,
-        h.field(5) or responder.application,
-        h.field(6) or responder.facility,
-        h.field(3),
-        h.field(4),
-        format_ts(now),
+        f[4] or responder.application,
+        f[5] or responder.facility,
+        f[2],
+        f[3],
+        _timestamp(now.replace(microsecond=0)),
         "",
         message_type,
         control_id,
-        h.field(11) or "P",
-        h.field(12) or DEFAULT_VERSION,
+        f[10] or "P",
+        f[11] or DEFAULT_VERSION,
     ]
-    charset = h.field(18)
-    if charset:
-        fields += ["", "", "", "", "", charset]
+    if f[17]:  # MSH-18, the character set, echoed
+        fields += ["", "", "", "", "", f[17]]
     return h.separator.join(fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _timestamp(second: datetime) -> str:
+    """MSH-7 (second precision): the same text for every ACK within one second."""
+    return format_ts(second)
 
 
 def _msa(h: Header, problem: Problem | None) -> str:

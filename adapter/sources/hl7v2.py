@@ -6,6 +6,7 @@ its character set.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from adapter.parse.decode import normalise
 
 DEFAULT_ENCODING = "^~\\&"
+_LINE_END = re.compile(rb"[\r\n]")
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
 
@@ -23,6 +25,19 @@ class Header:
     separator: str  # MSH-1
     encoding: str  # MSH-2: component, repetition, escape, subcomponent
     fields: tuple[str, ...]  # fields[0] is "MSH"
+    # Read once from the fields (each is asked for several times per message):
+    message_type: str = dataclasses.field(init=False)  # MSH-9.1, upper case
+    trigger: str = dataclasses.field(init=False)  # MSH-9.2, upper case
+    control_id: str = dataclasses.field(init=False)  # MSH-10
+    version: str = dataclasses.field(init=False)  # MSH-12.1
+
+    def __post_init__(self) -> None:
+        message_type = self.field(9).split(self.encoding[0])
+        object.__setattr__(self, "message_type", message_type[0].strip().upper())
+        trigger = message_type[1].strip().upper() if len(message_type) > 1 else ""
+        object.__setattr__(self, "trigger", trigger)
+        object.__setattr__(self, "control_id", self.field(10).strip())
+        object.__setattr__(self, "version", self.component(12, 1))
 
     def field(self, number: int) -> str:
         if number == 1:
@@ -34,27 +49,11 @@ class Header:
         parts = self.field(number).split(self.encoding[0])
         return parts[position - 1].strip() if position <= len(parts) else ""
 
-    @property
-    def message_type(self) -> str:
-        return self.component(9, 1).upper()
-
-    @property
-    def trigger(self) -> str:
-        return self.component(9, 2).upper()
-
-    @property
-    def control_id(self) -> str:
-        return self.field(10).strip()
-
-    @property
-    def version(self) -> str:
-        return self.component(12, 1)
-
 
 def read_header(raw: bytes) -> Header | None:
     """The MSH of ``raw`` (CR, LF or CRLF separated), or None when it does not start with
     one."""
-    text = normalise(raw[:8192]).split(b"\r", 1)[0].decode("latin-1")
+    text = _first_line(raw).decode("latin-1")
     if not text.startswith("MSH") or len(text) < 4:
         return None
     separator = text[3]
@@ -63,6 +62,15 @@ def read_header(raw: bytes) -> Header | None:
     if len(encoding) < 4 or separator in encoding:
         encoding = (encoding + DEFAULT_ENCODING[len(encoding) :])[:4]
     return Header(separator, encoding, fields)
+
+
+def _first_line(raw: bytes) -> bytes:
+    """The first segment of ``raw``: cut directly when it starts with MSH (every message
+    read per frame does), else after normalising (BOMs, leading blanks)."""
+    if raw.startswith(b"MSH"):
+        found = _LINE_END.search(raw, 0, 8192)
+        return raw[: found.start()] if found else normalise(raw[:8192])
+    return normalise(raw[:8192]).split(b"\r", 1)[0]
 
 
 def escape(text: str, separator: str = "|", encoding: str = DEFAULT_ENCODING) -> str:

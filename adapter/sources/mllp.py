@@ -243,7 +243,7 @@ class MllpSource:
         if not dropped:
             return
         assert self._intake is not None
-        self._intake.commit([m for m, _ in dropped], [v for _, v in dropped])
+        self._intake.forget([verdict for _, verdict in dropped])
         self.events.emit("mllp.accepted", level=logging.DEBUG, messages=len(dropped), kept=0)
 
     def _reply(self, header: Header | None, problem: Problem | None) -> bytes:

@@ -35,16 +35,30 @@ class Gate:
 
 
 def patient_ids_in(raw: bytes) -> tuple[PatientIdentifier, ...]:
-    """PID-3 of a CR-separated message, read leniently (bad bytes are replaced here only)."""
-    text = raw.decode("utf-8", errors="replace")
-    if not text.startswith("MSH") or len(text) < 8:
+    """PID-3 of a message, read leniently (bad bytes are replaced here only). Only the PID
+    segment is decoded: the gate runs for every message of a hospital's feed."""
+    if not raw.startswith(b"MSH") or len(raw) < 8:
         return ()
-    field_sep, component, repetition = text[3], text[4], text[5]
-    for segment in text.split("\r"):
-        if segment.startswith("PID" + field_sep):
-            fields = segment.split(field_sep)
-            return _pid3(fields[3] if len(fields) > 3 else "", component, repetition)
-    return ()
+    segment = _segment(raw, b"PID" + raw[3:4])
+    if segment is None:
+        return ()
+    separators = raw[3:6].decode("latin-1")
+    fields = segment.decode("utf-8", errors="replace").split(separators[0])
+    return _pid3(fields[3] if len(fields) > 3 else "", separators[1], separators[2])
+
+
+def _segment(raw: bytes, start: bytes) -> bytes | None:
+    """The first segment (after the MSH) that begins with ``start``; CR, LF or CRLF ends."""
+    begin = raw.find(b"\r" + start)
+    if begin < 0:
+        begin = raw.find(b"\n" + start)
+        if begin < 0:
+            return None
+    begin += 1
+    end = raw.find(b"\r", begin)
+    if end < 0:
+        end = raw.find(b"\n", begin)
+    return raw[begin:end] if end >= 0 else raw[begin:]
 
 
 def _pid3(field: str, component: str, repetition: str) -> tuple[PatientIdentifier, ...]:
