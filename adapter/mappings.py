@@ -8,6 +8,7 @@ rather than as a wrong number in the trial's data.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,14 @@ class MappingSet:
     unit_aliases: Mapping[str, str] = field(default_factory=dict)  # lower-case text -> UCUM
     rules: Mapping[tuple[str, str], CodeRule] = field(default_factory=dict)  # same keys as by_code
     directory: Path | None = None  # where the files were read from
+    # The version plus a content hash of the files as loaded (see mappings_fingerprint):
+    # computed once at load, not for every message.
+    fingerprint: str = ""
+
+    @property
+    def provenance_version(self) -> str:
+        """What the Provenance of a transaction names as the mappings that made it."""
+        return self.fingerprint or self.version
 
     def rule_for(self, system: str, code: str) -> CodeRule | None:
         """The ``codes`` entry an OBX-3 coding matches (with its line), or None."""
@@ -136,14 +145,25 @@ def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> MappingSet:
     analytes = _analytes(analytes_doc, analytes_path, set(aliases.values()))
     rules = _index_codes(analytes, analytes_path)
     by_key = {a.key: a for a, _ in analytes}
+    version = str(_require(analytes_doc, "version", analytes_path))
     return MappingSet(
-        version=str(_require(analytes_doc, "version", analytes_path)),
+        version=version,
         analytes=by_key,
         by_code={key: by_key[rule.analyte] for key, rule in rules.items()},
         unit_aliases=aliases,
         rules=rules,
         directory=directory,
+        fingerprint=mappings_fingerprint(directory, version),
     )
+
+
+def mappings_fingerprint(directory: Path, declared_version: str) -> str:
+    """The mappings' declared version plus a content hash of every file in the directory, so
+    an edit that forgot to bump the version is still told apart."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{declared_version}+sha256:{digest.hexdigest()[:16]}"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

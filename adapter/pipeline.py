@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timezone
 from typing import Any
 
 from adapter.build import TrialLink, build_transaction
-from adapter.build.provenance import MessageSource, mappings_fingerprint, sha256_of
+from adapter.build.provenance import MessageSource, sha256_of
 from adapter.config import Settings
 from adapter.errors import MessageError
 from adapter.fhir_client import FhirClient
@@ -224,17 +224,12 @@ def _without_pre_baseline(
 
 
 def _message_source(raw: bytes, report: Report, context: _Context) -> MessageSource:
-    mappings = context.mappings
     return MessageSource(
         sender=report.sender(),
         control_id=report.message_id,
         sha256=sha256_of(raw),
         received_at=context.received_at.isoformat(timespec="seconds"),
-        mappings_version=(
-            mappings_fingerprint(mappings.directory, mappings.version)
-            if mappings.directory
-            else mappings.version
-        ),
+        mappings_version=context.mappings.provenance_version,
     )
 
 

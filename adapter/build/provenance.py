@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from adapter import __version__
@@ -30,7 +29,7 @@ class MessageSource:
     control_id: str  # MSH-10
     sha256: str  # of the message bytes as received
     received_at: str  # FHIR instant: when TrialBridge received it
-    mappings_version: str  # see mappings_fingerprint
+    mappings_version: str  # MappingSet.provenance_version
 
     def message_key(self) -> str:
         return f"{self.sender}/{self.control_id}/sha256:{self.sha256}"
@@ -38,15 +37,6 @@ class MessageSource:
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def mappings_fingerprint(directory: Path, declared_version: str) -> str:
-    """The mappings' declared version plus a content hash of every file in the directory, so
-    an edit that forgot to bump the version is still told apart."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.yaml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{declared_version}+sha256:{digest.hexdigest()[:16]}"
 
 
 def trialbridge_activity() -> dict[str, Any]:
