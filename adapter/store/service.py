@@ -166,9 +166,11 @@ class InboxClaim:
             ]
             if held:
                 store._upsert_held(conn, held, now)
-            for outcome in processed.outcomes:
-                if outcome.status == PROCESSED:
+            done = [o for o in processed.outcomes if o.status == PROCESSED]
+            for outcome in done:
+                if outcome.held:
                     store._resolve(conn, outcome, now)
+            self._resolve_all([o.row_id for o in done if not o.held], now)
         for death in processed.deaths:
             conn.execute(
                 update(subjects)
@@ -177,6 +179,20 @@ class InboxClaim:
             )
         if processed.queued:
             conn.execute(insert(outbox), [_outbox_values(q, now) for q in processed.queued])
+
+    def _resolve_all(self, row_ids: list[int], now: datetime) -> None:
+        """Every held result of messages that now hold none is resolved: one statement per
+        chunk, not one per message (those were most of the time of writing a batch)."""
+        c = held_results.c
+        for start in range(0, len(row_ids), _CHUNK):
+            self._conn.execute(
+                update(held_results)
+                .where(c.message_id.in_(row_ids[start : start + _CHUNK]), c.resolved_at.is_(None))
+                .values(resolved_at=now)
+            )
+
+
+_CHUNK = 500  # ids in one IN list (well under SQLite's and PostgreSQL's parameter limits)
 
 
 def _outbox_values(queued: Queued, now: datetime) -> dict[str, Any]:
