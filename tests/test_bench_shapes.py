@@ -60,3 +60,17 @@ def test_a_new_shape_is_validated_in_full() -> None:
     for invalid in (unknown, missing):
         with pytest.raises(ValidationError):
             validator.validate(invalid)
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+def test_dict_and_list_subclasses_are_validated_in_full() -> None:
+    validator = ShapeValidator(Observation)
+    for _ in range(2):  # the second time, the shape is known
+        valid = {**observation(), "code": _Dict(observation()["code"])}
+        validator.validate(valid)
+        invalid = {**valid, "status": "final "}
+        with pytest.raises(ValidationError):
+            validator.validate(invalid)

@@ -69,26 +69,33 @@ class ShapeValidator:
 
 
 def _walk(node: Any, shape: list[Any], leaves: list[Any]) -> None:
-    """Append the flat structure of ``node`` to ``shape`` and its leaf values to ``leaves``."""
-    if isinstance(node, dict):
+    """Append the flat structure of ``node`` to ``shape`` and its leaf values to ``leaves``.
+
+    Exact types, not ``isinstance``: the hottest loop of a build. A subclass of dict or list
+    is a leaf of its own type here, and :func:`_learn_value` makes no plan for a shape with
+    one, so such a resource is validated in full.
+    """
+    kind = type(node)
+    if kind is dict:
         shape.append(_OBJECT)
         for key, value in node.items():
-            shape.append(key)
+            kind = type(value)
             if key == "resourceType":
-                shape += (_RESOURCE_TYPE, value)
-            elif isinstance(value, dict | list):
+                shape += (key, _RESOURCE_TYPE, value)
+            elif kind is dict or kind is list:
+                shape.append(key)
                 _walk(value, shape, leaves)
             else:
-                shape.append(type(value))
+                shape += (key, kind)
                 leaves.append(value)
         shape.append(_END)
-    elif isinstance(node, list):
+    elif kind is list:
         shape.append(_LIST)
         for item in node:
             _walk(item, shape, leaves)
         shape.append(_END)
     else:
-        shape.append(type(node))
+        shape.append(kind)
         leaves.append(node)
 
 
@@ -128,15 +135,17 @@ def _learn_object(
 def _learn_value(
     value: Any, annotation: Any, validated: Any, checks: list[tuple[Leaf, set[str] | None]]
 ) -> None:
-    if isinstance(value, list):
+    if type(value) is list:  # exact types, as _walk reads them
         if not isinstance(validated, list) or len(validated) != len(value):
             raise _NoPlanError("list")
         for item, done in zip(value, validated, strict=True):
             _learn_value(item, _element(annotation), done, checks)
-    elif isinstance(value, dict):
+    elif type(value) is dict:
         if not isinstance(validated, BaseModel):
             raise _NoPlanError("object")
         _learn_object(value, validated, checks)
+    elif isinstance(value, dict | list):  # a subclass, a leaf for _walk: no leaf check fits
+        raise _NoPlanError("subclass")
     else:
         # Only exact strings are remembered: always hashable, and equal means the same text.
         checks.append((_primitive(_element(annotation)), set() if type(value) is str else None))
