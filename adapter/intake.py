@@ -63,15 +63,15 @@ class Intake:
 
     def accept(self, batch: Sequence[Incoming]) -> list[Accepted]:
         """Decide, keep (committed when this returns) or forget each message, in order."""
-        return self.commit(batch, self.triage(batch))
+        return self.commit(batch, self.triage([message.raw for message in batch]))
 
-    def triage(self, batch: Sequence[Incoming]) -> list[str]:
-        """The enrolment gate's verdict for each message, against the registry as of now.
+    def triage(self, raws: Sequence[bytes]) -> list[str]:
+        """The enrolment gate's verdict for each raw message, against the registry as of now.
         Cheap (no write, and a registry read only after a commit), so the MLLP listener runs
         it on its event loop and hands only the messages to keep to its committer."""
         gate = Gate(self.registry.study, self.registry.index())
         now = self.clock()
-        return [gate.admit(message.raw, now).verdict for message in batch]
+        return [gate.admit(raw, now).verdict for raw in raws]
 
     def commit(self, batch: Sequence[Incoming], verdicts: Sequence[str]) -> list[Accepted]:
         """Keep the messages ``verdicts`` let in (one transaction, committed when this

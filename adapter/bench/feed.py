@@ -36,6 +36,7 @@ class FeedSpec:
     enrolled_share: float = 0.01
     subjects: int = 20
     seed: int = 8
+    first: int = 0  # number of the first message (control ids and orders go on from there)
 
 
 def subject_mrn(n: int) -> str:
@@ -48,8 +49,8 @@ def subject_id(n: int) -> str:
 
 def messages(spec: FeedSpec) -> Iterator[bytes]:
     """``spec.messages`` ORU^R01 messages, CR-separated, as bytes."""
-    rng = random.Random(spec.seed)  # noqa: S311 - simulated data, not secrets
-    for i in range(spec.messages):
+    rng = random.Random(spec.seed + spec.first)  # noqa: S311 - simulated data, not secrets
+    for i in range(spec.first, spec.first + spec.messages):
         enrolled = rng.random() < spec.enrolled_share
         mrn = (
             subject_mrn(rng.randrange(spec.subjects))

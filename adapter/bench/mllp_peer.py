@@ -5,7 +5,8 @@ a separate process that sends the seeded feed over ``CONNECTIONS`` persistent co
 each in lock-step (one frame, then its ACK, as HL7 senders do), at most ``RATE`` messages/s
 in all (0: as fast as the peer answers), and prints one JSON line: seconds, sent, AA count.
 With ``ACKS_FILE``, it writes ``control_id ack_time`` lines (wall clock) for the latency
-scenario. Enrolled messages are 1% unless ``TRIALBRIDGE_BENCH_ENROLLED`` says otherwise.
+scenario. Enrolled messages are 1% unless ``TRIALBRIDGE_BENCH_ENROLLED`` says otherwise; the
+first message's number is ``TRIALBRIDGE_BENCH_FIRST`` (default 0), so rounds do not repeat.
 
 :class:`BareServer` is the baseline listener: it cuts frames and answers each with a fixed AA,
 without looking at the message (the transport's ceiling).
@@ -113,7 +114,8 @@ async def send(
     port: int, connections: int, count: int, rate: float
 ) -> tuple[dict[str, float], list[tuple[str, float]]]:
     share = float(os.environ.get("TRIALBRIDGE_BENCH_ENROLLED", "0.01"))
-    feed = list(messages(FeedSpec(count, enrolled_share=share)))
+    first = int(os.environ.get("TRIALBRIDGE_BENCH_FIRST", "0"))
+    feed = list(messages(FeedSpec(count, enrolled_share=share, first=first)))
     pace = _Pace(rate)
     acks: list[tuple[str, float]] = []
     started = time.perf_counter()

@@ -54,6 +54,15 @@ def check_read(
     header: Header | None, payload: bytes, source: str, forced_charset: str | None = None
 ) -> Incoming | Problem:
     """:func:`check` for a payload whose MSH was read already (``header``)."""
+    checked = check_frame(header, payload, forced_charset)
+    return checked if isinstance(checked, Problem) else one_message(checked, source)
+
+
+def check_frame(
+    header: Header | None, payload: bytes, forced_charset: str | None = None
+) -> bytes | Problem:
+    """The message of a frame (normalised, as the inbox keeps it), or the problem with it.
+    The inbox entry (its hash) is left for the messages the enrolment gate lets in."""
     if header is None:
         text = "not an HL7 v2 message: the frame does not start with an MSH segment"
         if normalise(payload[:3]) in (b"FHS", b"BHS"):
@@ -72,7 +81,7 @@ def check_read(
         decode_message(message, forced_charset)
     except MessageError as exc:
         return Problem("AE", "102", "MSH^1^18", exc.reason)
-    return one_message(message, source)
+    return message
 
 
 def _normalised(payload: bytes) -> bytes:

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adapter.intake import Accepted, Intake, forgotten
-from adapter.sources.ack import Problem, Responder, build_ack, check_read, internal_problem
+from adapter.sources.ack import Problem, Responder, build_ack, check_frame, internal_problem
 from adapter.sources.config import MllpConfig
 from adapter.sources.events import Events
 from adapter.sources.framing import BadFrame, Frame, FrameDecoder, frame
 from adapter.sources.hl7v2 import Header, read_header
-from adapter.store.inbox import Incoming
+from adapter.store.inbox import Incoming, one_message
 
 SOURCE = "mllp"
 _READ_BYTES = 256 * 1024
@@ -202,49 +202,49 @@ class MllpSource:
             replies.append(self._reply(header, problem))
         return replies
 
-    def _read(self, item: Frame) -> tuple[Header | None, Incoming | Problem]:
-        """A frame's MSH (for its reply) and its inbox entry, or what is wrong with it."""
+    def _read(self, item: Frame) -> tuple[Header | None, bytes | Problem]:
+        """A frame's MSH (for its reply) and its message, or what is wrong with it."""
         if isinstance(item, BadFrame):
             return read_header(item.data), Problem("AR", "100", "", item.reason)
         header = None
         try:
             header = read_header(item)
-            return header, check_read(header, item, SOURCE, self.forced_charset)
+            return header, check_frame(header, item, self.forced_charset)
         except Exception as exc:  # a bug in checking must still answer the sender
             problem = internal_problem(f"the message could not be read ({type(exc).__name__})")
             return header, problem
 
-    def _admit(self, checked: list[Incoming | Problem]) -> list[_Outcome]:
+    def _admit(self, checked: list[bytes | Problem]) -> list[_Outcome]:
         """The enrolment gate on this chunk's messages, here on the event loop: the forgotten
         are counted and need no commit; the rest go to the committer."""
-        messages = [c for c in checked if isinstance(c, Incoming)]
+        raws = [c for c in checked if isinstance(c, bytes)]
         assert self._intake is not None and self._committer is not None
         try:
-            verdicts = iter(self._intake.triage(messages))
+            verdicts = iter(self._intake.triage(raws))
         except Exception as exc:  # the registry could not be read: the sender resends
             self.events.emit("mllp.gate_failed", level=logging.ERROR, error=type(exc).__name__)
             problem = internal_problem(f"the enrolment gate failed ({type(exc).__name__})")
-            return [problem if isinstance(c, Incoming) else c for c in checked]
+            return [problem if isinstance(c, bytes) else c for c in checked]
         outcomes: list[_Outcome] = []
-        dropped: list[tuple[Incoming, str]] = []
+        dropped: list[str] = []
         for item in checked:
             if isinstance(item, Problem):
                 outcomes.append(item)
             elif forgotten(verdict := next(verdicts)):
-                dropped.append((item, verdict))
+                dropped.append(verdict)
                 outcomes.append(None)
             else:
-                outcomes.append(self._committer.submit(item, verdict))
+                outcomes.append(self._committer.submit(one_message(item, SOURCE), verdict))
         self._forget(dropped)
         return outcomes
 
-    def _forget(self, dropped: list[tuple[Incoming, str]]) -> None:
+    def _forget(self, verdicts: list[str]) -> None:
         """Count the messages the gate dropped (nothing of them is written)."""
-        if not dropped:
+        if not verdicts:
             return
         assert self._intake is not None
-        self._intake.forget([verdict for _, verdict in dropped])
-        self.events.emit("mllp.accepted", level=logging.DEBUG, messages=len(dropped), kept=0)
+        self._intake.forget(verdicts)
+        self.events.emit("mllp.accepted", level=logging.DEBUG, messages=len(verdicts), kept=0)
 
     def _reply(self, header: Header | None, problem: Problem | None) -> bytes:
         control_id = header.control_id if header else ""

@@ -97,11 +97,16 @@ def send(
     rate: float = 0,
     acks: Path | None = None,
     enrolled: float = 0.01,
+    first: int = 0,
     timeout: float = 900,
 ) -> dict[str, Any]:
     """Run the sender process (:mod:`adapter.bench.mllp_peer`) to the end; its summary."""
     argv = [str(port), str(connections), str(count), str(rate)] + ([str(acks)] if acks else [])
-    env = {**os.environ, "TRIALBRIDGE_BENCH_ENROLLED": str(enrolled)}
+    env = {
+        **os.environ,
+        "TRIALBRIDGE_BENCH_ENROLLED": str(enrolled),
+        "TRIALBRIDGE_BENCH_FIRST": str(first),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "adapter.bench.mllp_peer", *argv],
         capture_output=True,

@@ -1,5 +1,11 @@
 """Scenario 1: the hospital feed over MLLP (1% enrolled), one and several connections,
-against a bare framing-and-ACK server. The sender is a separate process."""
+against a bare framing-and-ACK server. The sender is a separate process.
+
+The feed is sent in rounds, the bare server's and TrialBridge's interleaved (bare, ours,
+bare, ours, ...), each round new messages to the same listener and store: on a shared
+machine the load drifts within a minute, and interleaving gives both the same weather. The
+rates are totals over the rounds (all messages / all seconds).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from adapter.bench.mllp_peer import BareServer
 from adapter.bench.results import Row
 from adapter.bench.scenarios.common import Context, Listener, send
 from adapter.intake import Intake
+
+ROUNDS = 3
 
 
 def run(ctx: Context) -> list[Row]:
@@ -19,14 +27,20 @@ def run(ctx: Context) -> list[Row]:
 
 def _one(ctx: Context, connections: int) -> Row:
     count = ctx.sizes.feed
-    with BareServer() as bare:
-        baseline = send(bare.port, connections, count)
-    with environment(ctx.work / f"mllp-{connections}") as env:
+    share = -(-count // ROUNDS)  # messages per round (the last may be fewer)
+    bare_seconds = our_seconds = 0.0
+    acked = 0
+    with environment(ctx.work / f"mllp-{connections}") as env, BareServer() as bare:
         intake = Intake(env.store, env.registry)
         with Listener(intake) as port:
-            ours = send(port, connections, count)
+            for first in range(0, count, share):
+                size = min(share, count - first)
+                bare_seconds += send(bare.port, connections, size, first=first)["seconds"]
+                ours = send(port, connections, size, first=first)
+                our_seconds += ours["seconds"]
+                acked += ours["accepted"]
         kept = intake.counts.kept
-    rate, base_rate = count / ours["seconds"], count / baseline["seconds"]
+    rate, base_rate = count / our_seconds, count / bare_seconds
     return Row.make(
         "1 MLLP feed",
         f"{count:,} msgs, {connections} conn.",
@@ -34,7 +48,8 @@ def _one(ctx: Context, connections: int) -> Row:
         base_rate,
         "msg/s",
         ">= 0.5x bare",
-        rate >= 0.5 * base_rate and ours["accepted"] == count,
-        acked=ours["accepted"],
+        rate >= 0.5 * base_rate and acked == count,
+        acked=acked,
         committed=kept,
+        rounds=ROUNDS,
     )
