@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import hl7
 
@@ -63,15 +64,24 @@ class Segment:
             return []
         if self._shift and number == 2:  # MSH-2 holds the separators: never split it
             return [[raw]]
+        seps = self._seps
+        if "\\" not in raw:  # nothing to unescape (most fields)
+            return [rep.split(seps.component) for rep in raw.split(seps.repetition)]
         return [
-            [self._unescape(c) for c in rep.split(self._seps.component)]
-            for rep in raw.split(self._seps.repetition)
+            [self._unescape(c) for c in rep.split(seps.component)]
+            for rep in raw.split(seps.repetition)
         ]
 
     def components(self, number: int) -> list[str]:
-        """The components of a field's first repetition, unescaped."""
-        reps = self.repetitions(number)
-        return reps[0] if reps else []
+        """The components of a field's first repetition, unescaped (the others are not
+        split: this is most of the reads)."""
+        raw = self.raw(number)
+        if raw == "":
+            return []
+        if self._shift and number == 2:
+            return [raw]
+        comps = raw.split(self._seps.repetition, 1)[0].split(self._seps.component)
+        return comps if "\\" not in raw else [self._unescape(c) for c in comps]
 
     def component(self, number: int, position: int = 1) -> str:
         """One component (1-based) of a field's first repetition, unescaped; '' if absent."""
@@ -94,15 +104,9 @@ def parse_segments(text: str) -> list[Segment]:
     lines = [line for line in text.split("\r") if line.strip()]
     if not lines or not lines[0].startswith("MSH"):
         raise ParseError("the message does not start with an MSH segment", location="MSH")
-    try:
-        header = hl7.parse(lines[0])
-    except Exception as exc:  # python-hl7 raises bare exceptions of several types
-        raise ParseError(f"python-hl7 could not parse the MSH segment: {exc}") from exc
     seps = _separators(lines[0])
-
-    def unescape(field: str) -> str:
-        return str(header.unescape(field, app_map=_APP_ESCAPES))
-
+    end = lines[0].find(seps.field, 4)  # the end of MSH-2, as python-hl7 finds it
+    unescape = _unescaper(lines[0][: end + 1] if end != -1 else lines[0])
     counts: dict[str, int] = {}
     segments = []
     for line in lines:
@@ -110,6 +114,22 @@ def parse_segments(text: str) -> list[Segment]:
         counts[fields[0]] = counts.get(fields[0], 0) + 1
         segments.append(Segment(fields, seps, unescape, counts[fields[0]]))
     return segments
+
+
+@lru_cache(maxsize=64)
+def _unescaper(msh_start: str) -> Callable[[str], str]:
+    """python-hl7's unescape for a message whose MSH starts with ``msh_start`` (up to the
+    field separator after MSH-2): its rules depend on those separators alone, so the header
+    is parsed once per set of separators, not for every message."""
+    try:
+        header = hl7.parse(msh_start)
+    except Exception as exc:  # python-hl7 raises bare exceptions of several types
+        raise ParseError(f"python-hl7 could not parse the MSH segment: {exc}") from exc
+
+    def unescape(field: str) -> str:
+        return str(header.unescape(field, app_map=_APP_ESCAPES))
+
+    return unescape
 
 
 def _separators(msh: str) -> Seps:
