@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -62,7 +63,13 @@ def search_token(system: str, value: str) -> str:
     """A ``system|value`` token for a search URL, escaped as FHIR search requires."""
     escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,")
     escaped = escaped.replace("$", "\\$")
-    return quote(f"{system}|{escaped}", safe="")
+    # quote() works byte by byte, so the system (a handful per study) is quoted once.
+    return _quoted_system(system) + quote(escaped, safe="")
+
+
+@lru_cache(maxsize=256)
+def _quoted_system(system: str) -> str:
+    return quote(f"{system}|", safe="")
 
 
 def build_transaction(

@@ -3,11 +3,15 @@
 python-hl7's ``parse_datetime`` pads ``2002`` into ``2002-01-01 00:00`` and drops the offset;
 FHIR keeps both, so this module does its own reading (STYLE.md). A time of day without an
 offset gets the source's configured offset, because FHIR requires one once hours are given.
+
+Both conversions are pure and the same few timestamps recur in every result of a message
+(OBR-7, OBR-22, MSH-7), so their results are cached.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _DTM = re.compile(
     r"^(?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?"
@@ -20,6 +24,7 @@ class TimestampError(ValueError):
     """The text is not an HL7 DTM; the caller names the field."""
 
 
+@lru_cache(maxsize=1024)
 def to_fhir_datetime(value: str, default_offset: str) -> str | None:
     """``20240115083000+0800`` -> ``2024-01-15T08:30:00+08:00``; '' -> None.
 
@@ -44,6 +49,7 @@ def to_fhir_datetime(value: str, default_offset: str) -> str | None:
     return f"{date}T{time}{_offset(parts['offset'], default_offset)}"
 
 
+@lru_cache(maxsize=1024)
 def to_fhir_instant(value: str, default_offset: str) -> str | None:
     """An instant needs at least seconds; less precise timestamps give None (left out)."""
     match = _DTM.match(value.strip())
