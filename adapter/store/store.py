@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.errors import StoreError
+from adapter.store.changes import ChangeProbe, change_probe
 from adapter.store.engine import WRITE, create_store_engine, migrate, parse_url
 from adapter.store.held import HeldRow
 from adapter.store.inbox import Incoming
@@ -93,6 +94,7 @@ class Store:
         self.engine = engine
         self._clock = clock
         self._where = engine.url.render_as_string(hide_password=True)
+        self._probes: list[ChangeProbe] = []
 
     def __enter__(self) -> Store:
         return self
@@ -101,8 +103,16 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and the change probes' own."""
+        for probe in self._probes:
+            probe.close()
         self.engine.dispose()
+
+    def change_probe(self) -> ChangeProbe:
+        """A new probe telling whether the registry may have changed (closed with the store)."""
+        probe = change_probe(self.engine)
+        self._probes.append(probe)
+        return probe
 
     # The inbox -------------------------------------------------------------------------
 

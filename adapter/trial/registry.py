@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.errors import TrialBridgeError
 from adapter.store import Store
-from adapter.store.changes import ChangeProbe
+from adapter.store.changes import announce
 from adapter.store.schema import subject_identifiers, subject_infusions, subjects
 from adapter.trial.enrolment import EnrolledSubject, EnrolmentIndex, HospitalId, age_range_at
 from adapter.trial.resources import SubjectRecord
@@ -110,7 +110,7 @@ class Registry:
         self.study = study
         self.clock = clock or (lambda: datetime.now(UTC))
         self._index: tuple[tuple[int, datetime | None], EnrolmentIndex] | None = None
-        self._probe = ChangeProbe(store.engine)
+        self._probe = store.change_probe()
 
     def enrol(self, new: NewSubject, *, override_age: bool = False) -> EnrolledSubject:
         problems = check_enrolment(new, self.study, self.subjects(), override_age=override_age)
@@ -125,6 +125,7 @@ class Registry:
         with self.store.engine.begin() as conn:
             for new in batch:
                 _insert(conn, new, now)
+            announce(conn)
 
     def subjects(self) -> list[EnrolledSubject]:
         ids: dict[str, list[HospitalId]] = {}
@@ -192,6 +193,7 @@ class Registry:
                 .where(subjects.c.subject_id == subject_id)
                 .values(**values, updated_at=self.clock())
             )
+            announce(conn)
 
     def remove_all(self) -> None:
         """Empty the registry (for the demo's fresh start)."""
@@ -199,6 +201,7 @@ class Registry:
             conn.execute(delete(subject_infusions))
             conn.execute(delete(subject_identifiers))
             conn.execute(delete(subjects))
+            announce(conn)
 
 
 def _insert(conn: Connection, new: NewSubject, now: datetime) -> None:
