@@ -181,21 +181,8 @@ class Store:
         }
 
     def _flag_conflicts(self, conn: Connection, keys: list[tuple[str, str, str]]) -> None:
-        other = messages.alias("other")
-        c = messages.c
-        differs = exists().where(
-            and_(
-                other.c.sender == c.sender,
-                other.c.control_id == c.control_id,
-                other.c.content_hash != c.content_hash,
-            )
-        )
-        pairs = {(sender, control_id) for sender, control_id, _ in keys}
-        conn.execute(
-            update(messages)
-            .where(tuple_(c.sender, c.control_id).in_(sorted(pairs)), differs)
-            .values(content_conflict=True)
-        )
+        pairs = sorted({(sender, control_id) for sender, control_id, _ in keys})
+        conn.execute(_FLAG_CONFLICTS, {"pairs": pairs})
 
     def record(self, outcomes: Sequence[Outcome]) -> int:
         """Record each message's status and held results; return the held results resolved.
@@ -446,6 +433,25 @@ def _groups(counts: Sequence[Any], examples: dict[tuple[str, str, str], Any]) ->
             example_reason=example.reason,
         )
     return sorted(merged.values(), key=lambda g: (g.reason_kind, -g.count, g.code))
+
+
+def _flag_conflicts_statement() -> Any:
+    """Flag the messages whose sender and MSH-10 are in the inbox with other content. Built
+    once, with an expanding parameter, so SQLAlchemy compiles it once (it runs per commit)."""
+    other = messages.alias("other")
+    c = messages.c
+    differs = exists().where(
+        and_(
+            other.c.sender == c.sender,
+            other.c.control_id == c.control_id,
+            other.c.content_hash != c.content_hash,
+        )
+    )
+    pairs = tuple_(c.sender, c.control_id).in_(bindparam("pairs", expanding=True))
+    return update(messages).where(pairs, differs).values(content_conflict=True)
+
+
+_FLAG_CONFLICTS = _flag_conflicts_statement()
 
 
 def open_store(url: str, *, clock: Clock | None = None) -> Store:
