@@ -17,10 +17,11 @@ A shape is the structure with each leaf replaced by its Python type, plus the va
 it is one walk and one tuple. Unknown shapes beyond :data:`MAX_SHAPES` are validated in full
 every time.
 
-Most leaves are the same strings message after message (systems, codes, displays): each
-string leaf's place in a shape remembers up to :data:`MAX_REMEMBERED` values its check
-passed, and the same value is not checked again there (a primitive's check depends on the
-value alone). Other leaves (decimals, numbers) are checked every time.
+Most leaves are the same strings message after message (systems, codes, displays) or
+within a message (times, references): each string leaf's place in a shape remembers the last
+values (up to :data:`MAX_REMEMBERED`) its check passed, and the same value is not checked
+again there (a primitive's check depends on the value alone). Other leaves (decimals,
+numbers) are checked every time.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def _check_leaves(plan: Plan, leaves: list[Any]) -> None:
             check(value)
         elif value not in passed:
             check(value)
-            if len(passed) < MAX_REMEMBERED:
-                passed.add(value)
+            if len(passed) >= MAX_REMEMBERED:  # forget the old ones: values drift (times)
+                passed.clear()
+            passed.add(value)
 
 
 def _learn(resource: dict[str, Any], instance: BaseModel) -> Plan | None:
