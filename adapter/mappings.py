@@ -45,6 +45,9 @@ class Factor:
         return round_significant(exact, max(significant_digits(value), 2))
 
 
+UNIT_FACTOR = Factor(Decimal(1))  # the canonical unit itself: nothing to convert
+
+
 def significant_digits(value: Decimal) -> int:
     """How many significant digits a value was written with (0.50 -> 2, 120 -> 3)."""
     digits = value.as_tuple().digits
@@ -76,7 +79,7 @@ class Analyte:
     def factor_from(self, ucum: str) -> Factor | None:
         """The factor that turns a value in ``ucum`` into the canonical unit, if known."""
         if ucum == self.unit:
-            return Factor(Decimal(1))
+            return UNIT_FACTOR
         return self.factors.get(ucum)
 
 

@@ -13,7 +13,7 @@ from adapter.errors import MappingError
 from adapter.mapping.status import StatusRule, status_rule
 from adapter.mapping.times import TimestampError, to_fhir_datetime, to_fhir_instant
 from adapter.mapping.values import Number, parse_number, parse_range
-from adapter.mappings import Analyte, Factor, MappingSet
+from adapter.mappings import UNIT_FACTOR, Analyte, Factor, MappingSet
 from adapter.parse.model import Coding, Order, Report, Result
 
 __all__ = ["HeldResult", "MappedReport", "MappedResult", "Quantity", "map_report"]
@@ -100,7 +100,7 @@ def _map_result(
         analyte=analyte,
         matched=matched,
         status=rule,
-        factor=factor if factor and factor != Factor(Decimal(1)) else None,
+        factor=factor if factor and factor != UNIT_FACTOR else None,
         quantity=_converted(as_sent, factor, analyte),
         as_sent=as_sent if as_sent and as_sent.unit != analyte.unit else None,
         reference_low=_bound(bounds.low if bounds else None, factor),

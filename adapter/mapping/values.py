@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _COMPARED = re.compile(rf"^\s*(?P<cmp><=|>=|<|>|=)?\s*(?P<num>{_NUMBER})\s*$")
@@ -58,6 +59,7 @@ def parse_number(value_type: str, value: str) -> Number | None:
     return Number(number, None if comparator in (None, "=") else comparator)
 
 
+@lru_cache(maxsize=1024)  # pure, and each analyte's range recurs in every message
 def parse_range(text: str) -> RangeBounds | None:
     """OBX-7 -> bounds: ``7-56``, ``-3-3``, ``4.3 to 6.2``, ``70_105``, ``<0.50``, ``>5``.
 
