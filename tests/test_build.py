@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 import simplejson
 from fhir.resources.R4B.bundle import Bundle
 
-from adapter.build import build_transaction, search_token
+from adapter.build import _UUID_NAMESPACE, build_transaction, search_token, uuid5
 from adapter.config import Identifiers
 from adapter.mapping import map_report
 from adapter.mappings import load_mappings
@@ -115,3 +116,8 @@ def test_search_tokens_escape_fhir_search_characters(value: str, escaped: str) -
     from urllib.parse import unquote
 
     assert unquote(search_token("urn:x", value)) == f"urn:x|{escaped}"
+
+
+@pytest.mark.parametrize("name", ["", "identifier=urn%3Aa%7Cb", "ResearchStudy?x", "é/中|\\"])
+def test_uuid5_is_the_standard_name_based_uuid(name: str) -> None:
+    assert uuid5(name) == str(uuid.uuid5(_UUID_NAMESPACE, name))
