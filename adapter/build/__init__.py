@@ -17,6 +17,7 @@ placeholder Patient keyed by the LIS identifier.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -47,6 +48,20 @@ from adapter.trial.study import Study
 from adapter.trial.visits import visit_of
 
 __all__ = ["TrialLink", "build_transaction", "result_identifier", "search_token"]
+
+# The element models of the resources built here: fhir.resources imports them on first use,
+# which made the first message's validation ~16 ms; imported here, that is paid at start-up.
+_ELEMENTS = (
+    "codeableconcept",
+    "coding",
+    "extension",
+    "identifier",
+    "meta",
+    "quantity",
+    "reference",
+)
+for _element in _ELEMENTS:
+    importlib.import_module(f"fhir.resources.R4B.{_element}")
 
 _UUID_NAMESPACE = uuid.UUID("7f1c9f7e-6c1b-4f0e-9d64-5a6f7d1e2b30")
 _NAMESPACE_BYTES = _UUID_NAMESPACE.bytes
