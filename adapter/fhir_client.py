@@ -13,6 +13,7 @@ Credentials (``fhir.auth``) are described in :mod:`adapter.auth`.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -71,6 +72,7 @@ class FhirClient:
         self.session.headers.update({"Accept": FHIR_JSON})
         self.auth.apply(self.session)
         self._tls = self.auth.tls.options()
+        _settle_environment(self.session, self.base_url, self._tls)
 
     @classmethod
     def from_settings(
@@ -105,9 +107,11 @@ class FhirClient:
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r}, auth={self.auth.mode!r})"
 
-    def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
-        """POST a transaction (or batch) Bundle to the base; return the response Bundle."""
-        body = simplejson.dumps(bundle, use_decimal=True)
+    def transaction(self, bundle: dict[str, Any] | str) -> dict[str, Any]:
+        """POST a transaction (or batch) Bundle to the base; return the response Bundle.
+
+        ``bundle`` may be its JSON text already (the outbox's), sent as it is."""
+        body = bundle if isinstance(bundle, str) else simplejson.dumps(bundle, use_decimal=True)
         return self._request("POST", self.base_url, data=body.encode("utf-8"))
 
     def search(self, resource_type: str, params: dict[str, str] | str) -> list[dict[str, Any]]:
@@ -188,6 +192,23 @@ class FhirClient:
         if response.status_code >= 400:
             raise _refusal(method, url, self.base_url, response)
         return response
+
+
+def _settle_environment(session: requests.Session, base_url: str, tls: dict[str, Any]) -> None:
+    """Read the environment's proxies, CA bundle and .netrc for the server once, here.
+
+    requests reads them again for every request (all of ``os.environ`` and a stat of
+    ~/.netrc: ~0.3 ms, a tenth of a small transaction's time on the dev server); the
+    settings are the same, taken when the client is made."""
+    no_proxy = session.proxies.get("no_proxy")
+    for scheme, proxy in requests.utils.get_environ_proxies(base_url, no_proxy).items():
+        session.proxies.setdefault(scheme, proxy)
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle and "verify" not in tls:  # ca_bundle_file (fhir.auth) wins, as before
+        tls["verify"] = ca_bundle
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(base_url)
+    session.trust_env = False
 
 
 def _refusal(method: str, url: str, base: str, response: requests.Response) -> FhirError:
