@@ -44,10 +44,12 @@ def reconcile(
     bundle: dict[str, Any], stored: Mapping[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], list[Skipped]]:
     """The bundle to send given the stored Observations (by identifier value), and what was
-    skipped. The input bundle is not changed."""
+    skipped. The input bundle is not changed; it is itself returned when it goes as it is
+    (so its stored text can be sent without writing it again)."""
     entries: list[dict[str, Any]] = []
     skipped: list[Skipped] = []
     left_out: set[str] = set()
+    changed = False
     for entry in bundle["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] != "Observation":
@@ -59,7 +61,10 @@ def reconcile(
             skipped.append(Skipped(key, reason))
             left_out.add(entry.get("fullUrl", ""))
         else:
+            changed = changed or decided is not resource
             entries.append({**entry, "resource": decided})
+    if not changed and not skipped:
+        return bundle, skipped
     return {**bundle, "entry": [_without_targets(e, left_out) for e in entries]}, skipped
 
 

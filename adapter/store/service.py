@@ -283,21 +283,32 @@ class ServiceStore:
     def mark_sent(self, row_ids: Sequence[int], holder: str) -> None:
         """Rows the server took, in one commit (a crash before it re-sends them: the writes
         are conditional, so a repeat changes nothing)."""
-        if not row_ids:
+        self.finish_push(row_ids, (), holder)
+
+    def finish_push(self, sent: Sequence[int], unsent: Sequence[int], holder: str) -> None:
+        """The end of a push: ``sent`` rows marked, the claim on ``unsent`` ones given up,
+        in one commit (one wait for the write lock, one fsync, per claimed batch)."""
+        if not sent and not unsent:
             return
-        c = outbox.c
         with self.store._writing() as conn:
-            conn.execute(
-                update(outbox)
-                .where(c.id.in_(row_ids))
-                .values(
-                    status=SENT,
-                    sent_at=self.now(),
-                    last_error=None,
-                    claimed_by=None,
-                    claimed_until=None,
-                )
+            if sent:
+                self._mark_sent(conn, sent)
+            if unsent:
+                self._release(conn, unsent, holder)
+
+    def _mark_sent(self, conn: Connection, row_ids: Sequence[int]) -> None:
+        c = outbox.c
+        conn.execute(
+            update(outbox)
+            .where(c.id.in_(row_ids))
+            .values(
+                status=SENT,
+                sent_at=self.now(),
+                last_error=None,
+                claimed_by=None,
+                claimed_until=None,
             )
+        )
 
     def retry_later(self, row: OutboxRow, holder: str, error: str, at: datetime) -> None:
         self._finish_claim(
@@ -329,13 +340,17 @@ class ServiceStore:
         """Give up the claim on rows not pushed (another worker may take them)."""
         if not ids:
             return
-        c = outbox.c
         with self.store._writing() as conn:
-            conn.execute(
-                update(outbox)
-                .where(c.id.in_(ids), c.claimed_by == holder)
-                .values(claimed_by=None, claimed_until=None)
-            )
+            self._release(conn, ids, holder)
+
+    @staticmethod
+    def _release(conn: Connection, ids: Sequence[int], holder: str) -> None:
+        c = outbox.c
+        conn.execute(
+            update(outbox)
+            .where(c.id.in_(ids), c.claimed_by == holder)
+            .values(claimed_by=None, claimed_until=None)
+        )
 
     def _finish_claim(self, row_id: int, holder: str, **values: Any) -> None:
         c = outbox.c
