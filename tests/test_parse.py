@@ -161,3 +161,10 @@ def test_z_segments_are_ignored_and_every_escape_is_decoded() -> None:
     [result] = report.orders[0].results
     assert result.notes == ("a|b^c&d~e\\fAg\nh",)
     assert result.values == ("42",)
+
+
+def test_a_message_with_its_own_escape_character_is_unescaped_with_it() -> None:
+    """MSH-2 chooses the escape character: with '#', '#S#' is a literal '^'."""
+    text = oru(obx(1, ALT, "42", "U/L"), "NTE|1||a#S#b#F#c").replace("^~\\&", "^~#&", 1)
+    [result] = only_report(text.encode()).orders[0].results
+    assert result.notes == ("a^b|c",)

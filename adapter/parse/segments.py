@@ -34,6 +34,7 @@ class Seps:
     repetition: str
     component: str
     subcomponent: str
+    escape: str  # MSH-2's third character; "\\" nearly always, but a message may choose
 
 
 class Segment:
@@ -65,7 +66,7 @@ class Segment:
         if self._shift and number == 2:  # MSH-2 holds the separators: never split it
             return [[raw]]
         seps = self._seps
-        if "\\" not in raw:  # nothing to unescape (most fields)
+        if seps.escape not in raw:  # nothing to unescape (most fields)
             return [rep.split(seps.component) for rep in raw.split(seps.repetition)]
         return [
             [self._unescape(c) for c in rep.split(seps.component)]
@@ -81,7 +82,7 @@ class Segment:
         if self._shift and number == 2:
             return [raw]
         comps = raw.split(self._seps.repetition, 1)[0].split(self._seps.component)
-        return comps if "\\" not in raw else [self._unescape(c) for c in comps]
+        return comps if self._seps.escape not in raw else [self._unescape(c) for c in comps]
 
     def component(self, number: int, position: int = 1) -> str:
         """One component (1-based) of a field's first repetition, unescaped; '' if absent."""
@@ -93,7 +94,7 @@ class Segment:
         return "^".join(self.components(number)).strip()
 
     def _unescape(self, text: str) -> str:
-        if "\\" not in text:
+        if self._seps.escape not in text:
             return text
         return self._unescape_text(text)
 
@@ -135,7 +136,13 @@ def _unescaper(msh_start: str) -> Callable[[str], str]:
 def _separators(msh: str) -> Seps:
     field = msh[3]
     encoding = msh[4:].split(field, 1)[0]
-    return Seps(field, repetition=encoding[1], component=encoding[0], subcomponent=encoding[3])
+    return Seps(
+        field,
+        repetition=encoding[1],
+        component=encoding[0],
+        subcomponent=encoding[3],
+        escape=encoding[2],
+    )
 
 
 def _repair_encoding_characters(text: str) -> str:
