@@ -235,7 +235,17 @@ outbox = Table(
     Column("claimed_until", UtcDateTime(), nullable=True),
     CheckConstraint(f"status IN {OUTBOX_STATUSES!r}", name="status"),
     CheckConstraint(f"kind IN {OUTBOX_KINDS!r}", name="kind"),
-    Index("ix_outbox_status_subject_id_sequence", "status", "subject_id", "sequence"),
+    # Covers the claim's listing of pending rows (migration 0005 says why).
+    Index(
+        "ix_outbox_pending",
+        "status",
+        "subject_id",
+        "sequence",
+        "id",
+        "next_attempt_at",
+        "claimed_by",
+        "claimed_until",
+    ),
     Index("ix_outbox_message_id", "message_id"),
 )
 
