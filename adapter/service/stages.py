@@ -275,15 +275,18 @@ class Stages:
                 progress.set()
 
         worker = threading.Thread(target=process, name="process-inbox", daemon=True)
+        claim = batch_size
         with _prompt_switches():
             worker.start()
             tried: set[int] = set()
             while True:
-                claimed = self.push_outbox(batch_size, pushed, ignore_schedule=True, tried=tried)
-                if claimed:
+                started = time.monotonic()
+                if claimed := self.push_outbox(claim, pushed, ignore_schedule=True, tried=tried):
+                    rate = claimed / max(time.monotonic() - started, 1e-3)
+                    claim = _claim_size(rate, self.config.claim_seconds, batch_size)
                     continue
                 if done.is_set():  # one more pass for what the last batch queued
-                    if not self.push_outbox(batch_size, pushed, ignore_schedule=True, tried=tried):
+                    if not self.push_outbox(claim, pushed, ignore_schedule=True, tried=tried):
                         break
                     continue
                 progress.wait()
@@ -293,6 +296,19 @@ class Stages:
             raise failure[0]
         summary.add(processed)
         summary.add(pushed)
+
+
+# At most this many rows claimed at once by run_to_completion. Each claim lists every
+# pending row (the backlog being pushed) and commits twice; 200 at a time, claims were a
+# tenth of a 20,000-message push. Whatever is claimed but not yet sent is re-sent after a
+# crash, harmlessly.
+_PUSH_CLAIM = 1000
+
+
+def _claim_size(rate: float, lease_seconds: float, least: int) -> int:
+    """Rows to claim next: what the last claim's pace pushes in half the lease (so the
+    lease never runs out mid-batch), between ``least`` and :data:`_PUSH_CLAIM`."""
+    return max(least, min(_PUSH_CLAIM, int(rate * lease_seconds / 2)))
 
 
 # While the processing thread computes, the pushing thread's every answer from the server
