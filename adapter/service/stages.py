@@ -174,7 +174,10 @@ class Stages:
         until = now + timedelta(seconds=self.config.claim_seconds)
         with self.store.claiming() as conn:
             pending, barrier = self.store.candidates(conn)
-            pending = [p for p in pending if p.row_id not in tried]
+            # A row tried and still pending (failed, or held back behind one that failed)
+            # holds back the rest of its subject, in later claims too.
+            blocked = {p.subject_id for p in pending if p.row_id in tried}
+            pending = [p for p in pending if p.subject_id not in blocked]
             ids = pick_due(pending, now, limit, barrier=barrier, ignore_schedule=ignore_schedule)
             return self.store.claim(conn, ids, self.holder, until)
 
