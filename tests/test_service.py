@@ -238,6 +238,29 @@ def test_a_retry_waits_for_its_backoff_and_holds_back_the_subject(
     assert count(store, outbox, outbox.c.status == "sent") == 2
 
 
+def test_trialbridge_push_holds_back_a_subject_behind_its_failed_row_in_later_claims(
+    store: Store, fhir_url: str
+) -> None:
+    """``trialbridge push`` tries each row once; one that failed stays pending, and the same
+    subject's later transactions, queued after that claim, must wait behind it (sent first,
+    they would let the older status overwrite them when it is retried)."""
+    enrol_two(store)
+    tried: set[int] = set()
+    with (
+        FlakyProxy(fhir_url, [503]) as proxy,
+        FhirClient(proxy.url, retries=0) as client,
+    ):
+        work = stages(store, client)
+        take_in(store, lab(1, value="40", status="P", order="A1"))
+        work.process_inbox(10)
+        assert work.push_outbox(10, ignore_schedule=True, tried=tried) == 1  # refused: 503
+        take_in(store, lab(2, value="41", order="A1"))  # the final, queued after the claim
+        work.process_inbox(10)
+        assert work.push_outbox(10, ignore_schedule=True, tried=tried) == 0
+        assert proxy.forwarded == []
+    assert count(store, outbox, outbox.c.status == "pending") == 2
+
+
 def test_a_refused_transaction_is_a_dead_letter_and_can_be_retried(
     store_url: str, store: Store, fhir_url: str
 ) -> None:

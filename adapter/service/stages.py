@@ -303,9 +303,11 @@ class Stages:
 
 # At most this many rows claimed at once by run_to_completion. Each claim lists every
 # pending row (the backlog being pushed) and commits twice; 200 at a time, claims were a
-# tenth of a 20,000-message push. Whatever is claimed but not yet sent is re-sent after a
-# crash, harmlessly.
-_PUSH_CLAIM = 1000
+# tenth of a 20,000-message push. A claim holds its rows' bundles in memory (~20 KB of text
+# each for 10 results), so the cap is also what bounds memory for any backlog: at 1,000 the
+# peak RSS grew 125 -> 149 MB from a 50,000 to a 200,000 backlog. Whatever is claimed but
+# not yet sent is re-sent after a crash, harmlessly.
+_PUSH_CLAIM = 400
 
 
 def _claim_size(rate: float, lease_seconds: float, least: int) -> int:
