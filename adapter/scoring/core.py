@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
+from typing import Any
 
 from adapter.errors import ScoreInputError
 from adapter.scores import albi, child_pugh, meld, meld_3, meld_na
@@ -175,29 +176,11 @@ def _outcome(key: str, occasion: Occasion, subject: SubjectFacts, tz: timezone) 
 def _withdrawn(key: str, anchor: Input, inputs: tuple[Input, ...]) -> Outcome:
     gone = [i for i in inputs if i.withdrawn]
     reason = "; ".join(f"its {i.kind} result {i.reference} is {i.status}" for i in gone)
-    return Outcome(
-        key=key,
-        anchor=anchor,
-        state=WITHDRAWN,
-        status="entered-in-error",
-        formula=FORMULAS[key],
-        inputs=inputs,
-        effective=_latest(inputs).effective,
-        reason=reason,
-    )
+    return _built(key, anchor, inputs, WITHDRAWN, status="entered-in-error", reason=reason)
 
 
 def _not_computable(key: str, anchor: Input, inputs: tuple[Input, ...], reason: str) -> Outcome:
-    return Outcome(
-        key=key,
-        anchor=anchor,
-        state=NOT_COMPUTABLE,
-        status=_status(inputs),
-        formula=FORMULAS[key],
-        inputs=inputs,
-        effective=_latest(inputs).effective,
-        reason=reason,
-    )
+    return _built(key, anchor, inputs, NOT_COMPUTABLE, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,18 +196,30 @@ class _Result:
 def _with(result: _Result, key: str, anchor: Input, inputs: tuple[Input, ...]) -> Outcome:
     if not result.computable:
         return _not_computable(key, anchor, inputs, result.reason or "not computable")
+    return _built(
+        key, anchor, inputs, COMPUTED,
+        value=result.value, klass=result.klass, grade=result.grade, uncapped=result.uncapped,
+    )  # fmt: skip
+
+
+def _built(
+    key: str,
+    anchor: Input,
+    inputs: tuple[Input, ...],
+    state: str,
+    status: str | None = None,
+    **fields: Any,
+) -> Outcome:
+    """The outcome of one score at one occasion: what every state shares, plus ``fields``."""
     return Outcome(
         key=key,
         anchor=anchor,
-        state=COMPUTED,
-        status=_status(inputs),
+        state=state,
+        status=status or _status(inputs),
         formula=FORMULAS[key],
         inputs=inputs,
         effective=_latest(inputs).effective,
-        value=result.value,
-        klass=result.klass,
-        grade=result.grade,
-        uncapped=result.uncapped,
+        **fields,
     )
 
 
