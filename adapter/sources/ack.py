@@ -47,14 +47,7 @@ class Problem:
 
 def check(payload: bytes, source: str, forced_charset: str | None = None) -> Incoming | Problem:
     """The inbox entry for one frame's payload, or the problem with it."""
-    return check_read(read_header(payload), payload, source, forced_charset)
-
-
-def check_read(
-    header: Header | None, payload: bytes, source: str, forced_charset: str | None = None
-) -> Incoming | Problem:
-    """:func:`check` for a payload whose MSH was read already (``header``)."""
-    checked = check_frame(header, payload, forced_charset)
+    checked = check_frame(read_header(payload), payload, forced_charset)
     return checked if isinstance(checked, Problem) else one_message(checked, source)
 
 
