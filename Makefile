@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := adapter/dev_fhir
 
-.PHONY: setup demo test lint clean chromium bench bench-quick
+.PHONY: setup demo test lint clean chromium postgres bench bench-quick
 
 setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -31,7 +31,12 @@ lint: setup
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-test: lint chromium
+# The tests start a throwaway PostgreSQL cluster from the installed binaries (tests/postgres.py),
+# or use the server named by TRIALBRIDGE_TEST_POSTGRES_URL.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
+
+test: lint chromium postgres
 	$(BIN)/pytest
 
 # The performance benchmark (README "Performance"): every scenario with its baseline, one

@@ -19,6 +19,7 @@ from adapter.store.scratch import scratch_schema
 from adapter.trial.enrolment import EnrolledSubject, HospitalId
 from adapter.trial.registry import NewSubject, Registry
 from adapter.trial.study import load_study
+from tests.postgres import postgres_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,13 @@ def fhir_url(dev_fhir_server: DevFhirServer) -> str:
 
 # The state store ------------------------------------------------------------------------
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The PostgreSQL server of this test session (tests/postgres.py: the one named by
+    TRIALBRIDGE_TEST_POSTGRES_URL, else a throwaway cluster)."""
+    with postgres_for_tests() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +63,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
         return
-    with scratch_schema(POSTGRES_URL) as url:
+    server = request.getfixturevalue("postgres_server")
+    with scratch_schema(server) as url:
         yield url
 
 

@@ -28,7 +28,6 @@ from adapter.pipeline import push_messages
 from adapter.store import Store, open_store
 from adapter.store.schema import messages, outbox
 from adapter.store.scratch import scratch_schema
-from tests.conftest import POSTGRES_URL
 from tests.test_service_support import (
     enrol_feed,
     feed_messages,
@@ -185,8 +184,8 @@ def test_killed_at_several_points_it_leaves_exactly_the_expected_resources(
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with scratch_schema(POSTGRES_URL) as url:
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    with scratch_schema(postgres_server) as url:
         yield url
 
 
