@@ -8,8 +8,8 @@ the subject's results reach the FHIR server in the order they were received
 (docs/operations/quarantine.md says why). ``trialbridge quarantine retry`` and ``discard``
 close an entry (``resolution``, with the operator's ``note`` for a discard).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
