@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := adapter/dev_fhir
 
-.PHONY: setup demo test lint clean chromium postgres bench bench-quick
+.PHONY: setup demo test lint clean chromium postgres docs bench bench-quick
 
 setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -36,7 +36,11 @@ chromium:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
 
-test: lint chromium postgres
+# The documentation site (mkdocs.yml), built in strict mode: a broken link or reference fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
+
+test: lint chromium postgres docs
 	$(BIN)/pytest
 
 # The performance benchmark (README "Performance"): every scenario with its baseline, one
