@@ -89,6 +89,10 @@ class QuerySource:
         self.events.emit("query.polled", subjects=len(subjects), total=total)
         return total
 
+    def reconciliation(self) -> object | None:
+        """The reconciliation pull as a scheduled source (None when switched off)."""
+        return None
+
     def watermark(self, intake: Intake, subject_id: str) -> datetime | None:
         value = intake.store.get_state(self.config.name, WATERMARK + subject_id)
         return datetime.fromisoformat(value) if value else None
