@@ -81,6 +81,13 @@ JOB_LAST_SUCCESS = Gauge(
     ["job"],
     registry=REGISTRY,
 )
+RECONCILE_MISSED = Counter(
+    "trialbridge_query_reconciliation_missed",
+    "Results the LIS reconciliation pull found that the incremental pulls had missed "
+    "(released late or back-dated by the LIS): should stay 0.",
+    ["source"],
+    registry=REGISTRY,
+)
 ACTIVE = Gauge(
     "trialbridge_scheduler_active",
     "1 while this instance holds the scheduler lease, 0 while it is a standby.",
@@ -89,3 +96,52 @@ ACTIVE = Gauge(
 
 # The stages after the inbox do not know which source a message came from.
 ALL_SOURCES = "all"
+
+# Health: what needs a person (deploy/prometheus/trialbridge-alerts.yaml alerts on these).
+SOURCE_UP = Gauge(
+    "trialbridge_source_up",
+    "1 while a source works (a listener listens, a polled source's last poll succeeded), "
+    "0 when it failed; the service is not ready while one is 0.",
+    ["source"],
+    registry=REGISTRY,
+)
+SOURCE_LAST_MESSAGE = Gauge(
+    "trialbridge_source_last_message_timestamp_seconds",
+    "Unix time of the last message a source handed in (before the enrolment filter); the "
+    "service's start time until the first one, so a restart does not look like silence.",
+    ["source"],
+    registry=REGISTRY,
+)
+SOURCE_SILENCE_LIMIT = Gauge(
+    "trialbridge_source_expected_silence_seconds",
+    "How long a source may stay silent before someone should look (service.alerts."
+    "silent_minutes); absent for a source with no limit.",
+    ["source"],
+    registry=REGISTRY,
+)
+OLDEST_PENDING_AGE = Gauge(
+    "trialbridge_oldest_pending_age_seconds",
+    "Age of the oldest item waiting: inbox (to process), outbox (to push); 0 when empty.",
+    ["queue"],
+    registry=REGISTRY,
+)
+JOB_LAST_ERROR = Gauge(
+    "trialbridge_job_last_error_timestamp_seconds",
+    "Unix time of each job's last failed run (push: a run in which every transaction tried "
+    "failed).",
+    ["job"],
+    registry=REGISTRY,
+)
+MAPPINGS_RELOAD_FAILURES = Counter(
+    "trialbridge_mappings_reload_failures",
+    "Mapping reloads refused (the files changed but did not validate; the previous "
+    "mappings stay in use).",
+    registry=REGISTRY,
+)
+LIMITS_HIT = Counter(
+    "trialbridge_limits_hit",
+    "A configured limit was reached (connections, buffered bytes, frame timeout, file "
+    "size, ...): per source and limit name.",
+    ["source", "limit"],
+    registry=REGISTRY,
+)

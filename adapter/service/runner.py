@@ -4,11 +4,13 @@ commands call."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adapter.config import Settings, config_section
 from adapter.fhir_client import FhirClient
@@ -90,4 +92,16 @@ def service_store(settings: Settings, store_url: str | None) -> Iterator[Service
 
 
 def current_status(store: ServiceStore) -> Status:
-    return Status(store.now(), store.depths(), store.job_runs(), store.lease_holder(LEASE))
+    return Status(
+        store.now(),
+        store.depths(),
+        store.job_runs(),
+        store.lease_holder(LEASE),
+        reconciliations=_reconciliations(store),
+    )
+
+
+def _reconciliations(store: ServiceStore) -> dict[str, dict[str, Any]]:
+    """The LIS query's reconciliation records: source state ``reconciliation`` (written by
+    adapter.sources.query_source), keyed by the query source's name."""
+    return {name: json.loads(v) for name, v in store.store.states("reconciliation").items()}

@@ -3,7 +3,8 @@ success and error of each job and source. Pure: built from what the store return
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ class Status:
     depths: Depths
     runs: list[JobRun]
     lease: tuple[str, datetime] | None  # holder and expiry of the scheduler lease
+    # The LIS query's last reconciliation pull per query source (adapter.sources.query_source)
+    reconciliations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def lag_seconds(self, since: datetime | None) -> float | None:
         return None if since is None else max((self.now - since).total_seconds(), 0.0)
@@ -44,6 +47,7 @@ class Status:
                 "active": expires is not None and expires > self.now,
             },
             "jobs": {run.name: _run(run) for run in self.runs},
+            "reconciliation": {name: dict(r) for name, r in self.reconciliations.items()},
         }
 
 
@@ -85,7 +89,18 @@ def render(status: Status) -> list[str]:
             f"  {name:<24} last success {run['last_success_at'] or 'never'} "
             f"({run['last_count']} item(s)){error}"
         )
+    lines += [_reconciliation(name, r) for name, r in data["reconciliation"].items()]
     return lines
+
+
+def _reconciliation(name: str, r: Mapping[str, Any]) -> str:
+    """Results the LIS reconciliation found that the incremental pulls had missed: 0 when
+    all is well (docs/operations/lis-query.md says what a non-zero count means)."""
+    warning = " (should be 0: see docs/operations/lis-query.md)" if r.get("missed_total") else ""
+    return (
+        f"LIS reconciliation {name}: last run {r.get('at')}: {r.get('missed')} result(s) the "
+        f"incremental pull had missed, {r.get('missed_total')} in all{warning}"
+    )
 
 
 def _age(seconds: float | None) -> str:

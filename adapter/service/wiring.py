@@ -52,6 +52,10 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
             config.query, events=_events("query")
         )
         specs.append(SourceSpec("query", source, config.query.poll_seconds))
+        metrics.RECONCILE_MISSED.labels(source="query")  # shown at 0 from the start
+        reconcile = source.reconciliation()  # None: sources.query.reconcile_every_hours is 0
+        if reconcile is not None:  # checks every poll_seconds whether the next one is due
+            specs.append(SourceSpec("query-reconcile", reconcile, config.query.poll_seconds))
     return specs
 
 
@@ -62,6 +66,9 @@ def _events(source: str) -> Any:
     class Counted(events.Events):  # type: ignore[misc, name-defined]
         def emit(self, name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
             super().emit(name, level=level, **fields)
+            if name == "query.reconciled":  # results the incremental pulls had missed
+                missed = int(fields.get("missed", 0) or 0)
+                metrics.RECONCILE_MISSED.labels(source=source).inc(missed)
             if not name.endswith(".accepted"):  # one per committed batch: messages, kept
                 return
             received = int(fields.get("messages", 0) or 0)
