@@ -4,6 +4,12 @@
 canonical UCUM unit, with exact conversion factors); ``units.yaml`` maps the unit strings
 labs write in OBX-6 to UCUM. Errors name the file and line, so a typo is found at start-up
 rather than as a wrong number in the trial's data.
+
+A code entry may be scoped to the sender (``application``: MSH-3.1, ``facility``: MSH-4.1),
+so two LIS whose local codes overlap map to different analytes, and a code sent without a
+coding system (OBX-3.3 empty, which HL7 v2.5.1 allows: CWE.3 is optional) can be mapped for
+the one LIS that sends it. When several entries match, the most specific scope wins:
+application and facility, then application, then facility, then any sender.
 """
 
 from __future__ import annotations
@@ -87,10 +93,33 @@ class Analyte:
 class CodeRule:
     """One entry of an analyte's ``codes`` list, and the line it is written on."""
 
-    system: str
+    system: str  # "" for a bare code (sent with OBX-3.3 empty)
     code: str
     analyte: str  # the analyte key
     line: int | None
+    application: str = ""  # MSH-3.1 this entry is scoped to ("" for any)
+    facility: str = ""  # MSH-4.1 this entry is scoped to ("" for any)
+
+    @property
+    def specificity(self) -> int:
+        """Application and facility (3) beat application (2), facility (1), any sender (0)."""
+        return 2 * bool(self.application) + bool(self.facility)
+
+    def applies_to(self, application: str, facility: str) -> bool:
+        """Whether a message from ``application`` at ``facility`` is in this entry's scope."""
+        return (not self.application or self.application.upper() == application.upper()) and (
+            not self.facility or self.facility.upper() == facility.upper()
+        )
+
+    def scope_text(self) -> str:
+        """The scope in words, as ``explain`` shows it."""
+        parts = [f"application {self.application}"] if self.application else []
+        parts += [f"facility {self.facility}"] if self.facility else []
+        return ", ".join(parts) or "any sender"
+
+
+def _code_key(system: str, code: str) -> tuple[str, str]:
+    return system.strip().upper(), code.strip().upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +128,9 @@ class MappingSet:
 
     version: str
     analytes: Mapping[str, Analyte]
-    by_code: Mapping[tuple[str, str], Analyte]  # (system upper, code upper) -> analyte
     unit_aliases: Mapping[str, str] = field(default_factory=dict)  # lower-case text -> UCUM
-    rules: Mapping[tuple[str, str], CodeRule] = field(default_factory=dict)  # same keys as by_code
+    # (system upper, code upper) -> the entries for that code, the most specific scope first
+    rules: Mapping[tuple[str, str], tuple[CodeRule, ...]] = field(default_factory=dict)
     directory: Path | None = None  # where the files were read from
     # The version plus a content hash of the files as loaded (see mappings_fingerprint):
     # computed once at load, not for every message.
@@ -112,13 +141,22 @@ class MappingSet:
         """What the Provenance of a transaction names as the mappings that made it."""
         return self.fingerprint or self.version
 
-    def rule_for(self, system: str, code: str) -> CodeRule | None:
-        """The ``codes`` entry an OBX-3 coding matches (with its line), or None."""
-        return self.rules.get((system.strip().upper(), code.strip().upper()))
+    def rule_for(
+        self, system: str, code: str, application: str = "", facility: str = ""
+    ) -> CodeRule | None:
+        """The ``codes`` entry an OBX-3 coding from ``application``/``facility`` (MSH-3.1,
+        MSH-4.1) matches, the most specific scope first; None when none does."""
+        for rule in self.rules.get(_code_key(system, code), ()):
+            if rule.applies_to(application, facility):
+                return rule
+        return None
 
-    def analyte_for(self, system: str, code: str) -> Analyte | None:
-        """The analyte an OBX-3 coding means, or None when it is not mapped."""
-        return self.by_code.get((system.strip().upper(), code.strip().upper()))
+    def analyte_for(
+        self, system: str, code: str, application: str = "", facility: str = ""
+    ) -> Analyte | None:
+        """The analyte an OBX-3 coding from that sender means, or None when not mapped."""
+        rule = self.rule_for(system, code, application, facility)
+        return self.analytes[rule.analyte] if rule else None
 
     def ucum_for(self, unit_text: str) -> str | None:
         """The UCUM code for what a lab wrote in OBX-6, or None when unknown."""
@@ -152,7 +190,6 @@ def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> MappingSet:
     return MappingSet(
         version=version,
         analytes=by_key,
-        by_code={key: by_key[rule.analyte] for key, rule in rules.items()},
         unit_aliases=aliases,
         rules=rules,
         directory=directory,
@@ -280,25 +317,58 @@ def _parse_factor(text: str, key: str, path: Path, line: int | None) -> Factor:
 
 def _index_codes(
     analytes: list[tuple[Analyte, list[dict[str, Any]]]], path: Path
-) -> dict[tuple[str, str], CodeRule]:
-    index: dict[tuple[str, str], CodeRule] = {}
+) -> dict[tuple[str, str], tuple[CodeRule, ...]]:
+    index: dict[tuple[str, str, str, str], CodeRule] = {}
     for analyte, codes in analytes:
         for entry in codes:
-            if not isinstance(entry, dict) or not entry.get("code") or not entry.get("system"):
+            rule = _code_rule(analyte, entry, path)
+            key = (
+                *_code_key(rule.system, rule.code),
+                rule.application.upper(),
+                rule.facility.upper(),
+            )
+            earlier = index.get(key)
+            if earlier is not None and earlier.analyte != analyte.key:
                 raise ConfigError(
-                    f"analyte '{analyte.key}': each code needs 'system' and 'code'",
+                    f"code {rule.code} ({rule.system or 'no system'}, {rule.scope_text()}) is "
+                    f"mapped to both '{earlier.analyte}' (line {earlier.line}) and '{analyte.key}'",
                     path=str(path),
-                    line=entry.get(_LINE) if isinstance(entry, dict) else analyte.line,
+                    line=rule.line,
                 )
-            key = (str(entry["system"]).upper(), str(entry["code"]).upper())
-            if key in index and index[key].analyte != analyte.key:
-                raise ConfigError(
-                    f"code {key[1]} ({key[0]}) is mapped to both '{index[key].analyte}' and "
-                    f"'{analyte.key}'",
-                    path=str(path),
-                    line=entry.get(_LINE),
-                )
-            if key not in index:
-                line = entry.get(_LINE)
-                index[key] = CodeRule(str(entry["system"]), str(entry["code"]), analyte.key, line)
-    return index
+            index.setdefault(key, rule)
+    grouped: dict[tuple[str, str], list[CodeRule]] = {}
+    for (system, code, _, _), rule in index.items():
+        grouped.setdefault((system, code), []).append(rule)
+    return {
+        key: tuple(sorted(rules, key=lambda r: -r.specificity)) for key, rules in grouped.items()
+    }
+
+
+_CODE_KEYS = frozenset({"system", "code", "application", "facility", _LINE})
+
+
+def _code_rule(analyte: Analyte, entry: Any, path: Path) -> CodeRule:
+    line = entry.get(_LINE) if isinstance(entry, dict) else analyte.line
+    if not isinstance(entry, dict) or not entry.get("code"):
+        raise ConfigError(
+            f"analyte '{analyte.key}': each code needs 'code' (and 'system' unless the LIS "
+            "sends it without one; then scope it with 'application'/'facility')",
+            path=str(path),
+            line=line,
+        )
+    unknown = sorted(str(k) for k in set(entry) - _CODE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"analyte '{analyte.key}': unknown key '{unknown[0]}' in a code "
+            "(expected: system, code, application, facility)",
+            path=str(path),
+            line=line,
+        )
+    return CodeRule(
+        system=str(entry.get("system") or "").strip(),
+        code=str(entry["code"]).strip(),
+        analyte=analyte.key,
+        line=line,
+        application=str(entry.get("application") or "").strip(),
+        facility=str(entry.get("facility") or "").strip(),
+    )

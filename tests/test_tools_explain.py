@@ -34,7 +34,7 @@ def test_conversion_rule_line_status_and_observation(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["explain", str(path)])
     assert result.exit_code == 0, result.output
     line = analytes_line("{system: L, code: TBIL}")
-    assert f"matched TBIL (L) at mappings/analytes.yaml:{line}" in result.output
+    assert f"matched TBIL (L) for any sender at mappings/analytes.yaml:{line}" in result.output
     assert "51.3 umol/L \u00d7 1/17.1 = 3.00 mg/dL" in result.output
     assert "OBX-11 X -> Observation.status cancelled (HL7 table 0085 row X" in result.output
     assert '"status": "cancelled"' in result.output

@@ -68,7 +68,7 @@ def explain_command(files: tuple[Path, ...], config_path: Path, as_json: bool) -
 def _print_explanation(data: dict[str, Any]) -> None:
     if data["refused"]:
         return
-    click.echo(f"{data['source']}: message {data['message_id']}")
+    click.echo(f"{data['source']}: message {data['message_id']} from {data['sender']}")
     click.echo(f"  enrolment filter: {data['filter']}")
     for entry in data["results"]:
         values = "~".join(entry["values"])
@@ -83,7 +83,8 @@ def _print_explanation(data: dict[str, Any]) -> None:
         matched = rule["matched"]
         click.echo(
             f"    rule:        {rule['analyte']} (LOINC {rule['loinc']}), matched "
-            f"{matched['code']} ({matched['system']}) at {rule['where']}"
+            f"{matched['code']} ({matched['system'] or 'no system'}) for {rule['scope']} "
+            f"at {rule['where']}"
         )
         click.echo(f"    conversion:  {entry['conversion']}")
         click.echo(f"    status:      {entry['status_decision']}")

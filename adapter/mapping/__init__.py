@@ -13,7 +13,7 @@ from adapter.errors import MappingError
 from adapter.mapping.status import StatusRule, status_rule
 from adapter.mapping.times import TimestampError, to_fhir_datetime, to_fhir_instant
 from adapter.mapping.values import Number, parse_number, parse_range
-from adapter.mappings import UNIT_FACTOR, Analyte, Factor, MappingSet
+from adapter.mappings import UNIT_FACTOR, Analyte, CodeRule, Factor, MappingSet
 from adapter.parse.model import Coding, Order, Report, Result
 
 __all__ = ["HeldResult", "MappedReport", "MappedResult", "Quantity", "map_report"]
@@ -47,6 +47,7 @@ class MappedResult:
     issued: str | None  # FHIR instant
     text: str | None = None  # a text analyte's value: every OBX-5 repetition, one per line
     codes: tuple[tuple[Coding, ...], ...] = ()  # a coded analyte's values: codings per repetition
+    rule: CodeRule | None = None  # the analytes.yaml entry that matched (scope and line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def map_report(report: Report, mappings: MappingSet, *, default_offset: str) -> 
 def _map_result(
     report: Report, order: Order, result: Result, mappings: MappingSet, offset: str
 ) -> MappedResult:
-    analyte, matched = _analyte(result, mappings)
+    analyte, matched, code_rule = _analyte(report, result, mappings)
     rule = _status(result)
     if order.order_number() is None:
         _fail(result, "the order has neither a filler (OBR-3) nor a placer (OBR-2) number", 3)
@@ -110,6 +111,7 @@ def _map_result(
         issued=to_fhir_instant(order.reported_at or report.sent_at, offset),
         text="\n".join(values) if analyte.value == "text" and values else None,
         codes=tuple(_codings_of(v) for v in values) if analyte.value == "coded" else (),
+        rule=code_rule,
     )
 
 
@@ -124,17 +126,42 @@ def _fail(result: Result, reason: str, field: int) -> None:
     raise MappingError(reason, location=f"{result.location}.{field}")
 
 
-def _analyte(result: Result, mappings: MappingSet) -> tuple[Analyte, Coding]:
+def _analyte(
+    report: Report, result: Result, mappings: MappingSet
+) -> tuple[Analyte, Coding, CodeRule]:
+    app, facility = report.sending_application, report.sending_facility
     for coding in result.codings:
-        analyte = mappings.analyte_for(coding.system, coding.code)
-        if analyte is not None:
-            return analyte, coding
-    sent = ", ".join(f"{c.code} ({c.system or 'no system'})" for c in result.codings) or "none"
+        rule = mappings.rule_for(coding.system, coding.code, app, facility) if coding.code else None
+        if rule is not None:
+            return mappings.analytes[rule.analyte], coding, rule
     raise MappingError(
-        f"code {sent} is not in mappings/analytes.yaml",
+        f"{_codes_sent(result.codings, report.sender())} is not in mappings/analytes.yaml",
         location=f"{result.location}.3",
-        hint="add it to the analyte it means, or leave it if the study does not collect it",
+        hint=_unmapped_hint(result.codings, app, facility),
     )
+
+
+def _codes_sent(codings: tuple[Coding, ...], sender: str) -> str:
+    """``code 84295 (GH)``; a coding with no code (an empty alternate) is left out, and a
+    bare code says which sender it came from, since only a scoped entry can map it."""
+    sent = [c for c in codings if c.code]
+    if not sent:
+        return "OBX-3 has no code, which"
+    words = [
+        f"{c.code} ({c.system})" if c.system else f"{c.code} (no system) from {sender}"
+        for c in sent
+    ]
+    return ("code " if len(words) == 1 else "codes ") + ", ".join(words)
+
+
+def _unmapped_hint(codings: tuple[Coding, ...], application: str, facility: str) -> str:
+    if any(c.code and not c.system for c in codings) and not any(c.system for c in codings):
+        return (
+            "add it to the analyte it means, scoped to this sender: "
+            f"{{code: ..., application: {application or '?'}, facility: {facility or '?'}}}; "
+            "or leave it if the study does not collect it"
+        )
+    return "add it to the analyte it means, or leave it if the study does not collect it"
 
 
 def _status(result: Result) -> StatusRule:

@@ -35,11 +35,13 @@ class Explanation:
     refused: str | None
     results: tuple[dict[str, Any], ...]
     filter: str = ""  # what the enrolment filter would do with the message
+    sender: str = ""  # MSH-3.1@MSH-4.1: the scope code entries are matched in
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "message_id": self.message_id,
+            "sender": self.sender,
             "filter": self.filter,
             "refused": self.refused,
             "results": list(self.results),
@@ -75,7 +77,8 @@ def explain(item: Translation, mappings: MappingSet, ids: Identifiers) -> Explan
     for held in item.mapped.held:
         entries.append((held.result, {**_sent(held.result), "held": held.reason}))
     ordered = sorted(entries, key=lambda pair: _position(pair[0]))
-    return Explanation(item.source, item.message_id, None, tuple(e for _, e in ordered), verdict)
+    results = tuple(e for _, e in ordered)
+    return Explanation(item.source, item.message_id, None, results, verdict, report.sender())
 
 
 def _position(result: Result) -> int:
@@ -96,7 +99,7 @@ def _sent(result: Result) -> dict[str, Any]:
 
 
 def _mapped(mapped: MappedResult, mappings: MappingSet) -> dict[str, Any]:
-    rule = mappings.rule_for(mapped.matched.system, mapped.matched.code)
+    rule = mapped.rule
     directory = mappings.directory.name if mappings.directory else "mappings"
     where = f"{directory}/analytes.yaml:{rule.line}" if rule and rule.line else None
     return {
@@ -105,6 +108,7 @@ def _mapped(mapped: MappedResult, mappings: MappingSet) -> dict[str, Any]:
             "analyte": mapped.analyte.key,
             "loinc": mapped.analyte.loinc,
             "matched": {"code": mapped.matched.code, "system": mapped.matched.system},
+            "scope": rule.scope_text() if rule else "any sender",
             "where": where,
         },
         "conversion": _conversion(mapped),

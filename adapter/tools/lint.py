@@ -4,7 +4,8 @@ Works on the YAML node tree (every key and value keeps its line), so a finding c
 the exact line, and every problem in the files is reported, not only the first. Checks:
 
 * schema: unknown keys, wrong types, missing fields, duplicate keys (YAML keeps the last);
-* codes: the same OBX-3 code twice, or mapped to two analytes;
+* codes: the same OBX-3 code twice, or mapped to two analytes (in the same sender scope); a
+  bare code (no system) mapped without a sender scope (``application``/``facility``);
 * LOINC codes malformed or with a wrong Mod 10 check digit (:mod:`adapter.tools.loinc`);
 * units that are not valid UCUM, in ``unit``, ``convert`` and the aliases of ``units.yaml``;
 * conversions: a factor that contradicts dimensional analysis (g/L -> g/dL must be 1/10), a
@@ -32,6 +33,8 @@ _ANALYTE_KEYS = frozenset(
     {"display", "loinc", "loinc_display", "unit", "convert", "codes", "value"}
 )
 _LOINC_SYSTEMS = frozenset({"LN", "LOINC"})
+_SCOPE = ("application", "facility")
+_CODE_KEYS = frozenset({"system", "code", *_SCOPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,7 @@ def _scalar_text(node: yaml.Node) -> str | None:
 class _Codes:
     """Where each (SYSTEM, CODE) was first seen, to find duplicates and conflicts."""
 
-    seen: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    seen: dict[tuple[str, str, str, str], tuple[str, int]] = field(default_factory=dict)
 
 
 def _lint_analytes(
@@ -286,7 +289,7 @@ def _lint_codes(
             node or parent,
             "error",
             f"analyte '{key}': 'codes' is required and must be a "
-            "non-empty list of {system, code}",
+            "non-empty list of {system, code} (optionally application, facility)",
         )
         return
     for entry in node.value:
@@ -294,28 +297,69 @@ def _lint_codes(
             sink.add(entry, "error", f"analyte '{key}': each code must be {{system, code}}")
             continue
         parts = dict(_pairs(entry, sink, f"analyte '{key}' code"))
-        for name in sorted(set(parts) - {"system", "code"}):
+        for name in sorted(set(parts) - _CODE_KEYS):
             sink.add(
                 parts[name],
                 "error",
-                f"analyte '{key}': unknown key '{name}' in a code (expected: system, code)",
+                f"analyte '{key}': unknown key '{name}' in a code "
+                "(expected: system, code, application, facility)",
             )
-        missing = [name for name in ("system", "code") if name not in parts]
-        if missing:
-            sink.add(entry, "error", f"analyte '{key}': a code needs {' and '.join(missing)}")
+        if "code" not in parts:
+            sink.add(entry, "error", f"analyte '{key}': a code needs code")
             continue
-        system = _string(parts["system"], sink, f"analyte '{key}': system")
+        scope = {
+            n: _string(parts[n], sink, f"analyte '{key}': {n}") or "" for n in _SCOPE if n in parts
+        }
+        system = (
+            _string(parts["system"], sink, f"analyte '{key}': system") if "system" in parts else ""
+        )
         code = _string(parts["code"], sink, f"analyte '{key}': code")
-        if system and code:
-            _one_code(key, system, code, entry, sink, codes)
+        if code and system is not None:
+            _one_code(
+                key,
+                _Code(system, code, scope.get("application", ""), scope.get("facility", "")),
+                entry,
+                sink,
+                codes,
+            )
 
 
-def _one_code(
-    key: str, system: str, code: str, entry: yaml.Node, sink: _Sink, codes: _Codes
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Code:
+    """One code entry: the coding and the sender scope (MSH-3.1 / MSH-4.1) it applies to."""
+
+    system: str
+    code: str
+    application: str
+    facility: str
+
+    def ident(self) -> tuple[str, str, str, str]:
+        return (
+            self.system.strip().upper(),
+            self.code.strip().upper(),
+            self.application.strip().upper(),
+            self.facility.strip().upper(),
+        )
+
+    def text(self) -> str:
+        scope = [f"application {self.application}"] if self.application else []
+        scope += [f"facility {self.facility}"] if self.facility else []
+        return f"{self.code} ({', '.join([self.system or 'no system', *scope])})"
+
+
+def _one_code(key: str, entry_code: _Code, entry: yaml.Node, sink: _Sink, codes: _Codes) -> None:
+    system, code = entry_code.system, entry_code.code
     if system.upper() in _LOINC_SYSTEMS and (problem := loinc_problem(code)):
         sink.add(entry, "error", f"analyte '{key}': {problem}")
-    ident = (system.strip().upper(), code.strip().upper())
+    if not system and not (entry_code.application or entry_code.facility):
+        sink.add(
+            entry,
+            "warning",
+            f"analyte '{key}': code {code} has no system (a bare code, OBX-3.3 empty) and no "
+            "scope: every LIS that sends a bare "
+            f"{code} would map to '{key}'; add application: (MSH-3) and/or facility: (MSH-4)",
+        )
+    ident = entry_code.ident()
     line = entry.start_mark.line + 1
     if ident in codes.seen:
         other, other_line = codes.seen[ident]
@@ -323,13 +367,14 @@ def _one_code(
             sink.add(
                 entry,
                 "warning",
-                f"analyte '{key}': code {code} ({system}) is listed twice (also line {other_line})",
+                f"analyte '{key}': code {entry_code.text()} is listed twice "
+                f"(also line {other_line})",
             )
         else:
             sink.add(
                 entry,
                 "error",
-                f"code {code} ({system}) is mapped to both '{other}' "
+                f"code {entry_code.text()} is mapped to both '{other}' "
                 f"(line {other_line}) and '{key}'",
             )
         return
