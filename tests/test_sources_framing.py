@@ -57,10 +57,10 @@ def test_a_good_message_is_ready_for_the_inbox() -> None:
 @pytest.mark.parametrize(
     ("payload", "code", "error", "where"),
     [
-        (b"hello", "AR", "100", "MSH^1"),
-        (b"FHS|^~\\&\rBHS|^~\\&\r" + GOOD, "AR", "100", "MSH^1"),
+        (b"hello", "AE", "100", "MSH^1"),
+        (b"FHS|^~\\&\rBHS|^~\\&\r" + GOOD, "AE", "100", "MSH^1"),
         (GOOD.replace(b"ORU^R01^ORU_R01", b"QRY^R02"), "AR", "200", "MSH^1^9"),
-        (GOOD.replace(b"|MSG0001|", b"||"), "AR", "101", "MSH^1^10"),
+        (GOOD.replace(b"|MSG0001|", b"||"), "AE", "101", "MSH^1^10"),
         (GOOD.replace(b"|42|", b"|4\xff2|"), "AE", "102", "MSH^1^18"),
     ],
 )
@@ -86,7 +86,7 @@ def test_an_adt_is_acked_with_its_trigger_and_an_error_with_err() -> None:
     ack = build_ack(read_header(adt), "TB2", NOW, internal_problem("disk full")).decode()
     msh, msa, err, _ = ack.split("\r")
     assert msh.split("|")[8] == "ACK^A03^ACK"
-    assert msa.startswith("MSA|AE|MSG0001|disk full")
+    assert msa.startswith("MSA|AR|MSG0001|disk full")
     assert err.split("|")[3] == "207^Application internal error^HL70357"
     assert err.split("|")[4] == "E"
 
@@ -104,7 +104,7 @@ def test_a_message_without_msh_gets_an_ack_all_the_same() -> None:
     problem = check(b"not hl7", "mllp")
     assert isinstance(problem, Problem)
     msh, msa, *_ = build_ack(None, "TB4", NOW, problem).decode().split("\r")
-    assert msh.split("|")[8] == "ACK" and msa.startswith("MSA|AR||")
+    assert msh.split("|")[8] == "ACK" and msa.startswith("MSA|AE||")
 
 
 def test_escape_and_timestamps() -> None:

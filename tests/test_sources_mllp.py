@@ -104,7 +104,7 @@ def test_a_frame_holding_two_messages_is_refused_whole(intake: Intake, port: int
     two = message("TWO1") + b"\r" + message("TWO2")
     with MllpClient("127.0.0.1", port, timeout=10) as client:
         nak = client.request(two).decode("latin-1").split("\r")
-    assert msa(nak[1].encode())[1:3] == ["AR", "TWO1"]
+    assert msa(nak[1].encode())[1:3] == ["AE", "TWO1"]  # content: not to be resent as is
     assert nak[2].split("|")[3].startswith("100^")
     assert stored(intake.store) == 0  # neither is acknowledged as stored: the sender splits
 
@@ -112,9 +112,9 @@ def test_a_frame_holding_two_messages_is_refused_whole(intake: Intake, port: int
 @pytest.mark.parametrize(
     ("payload", "code", "error"),
     [
-        (b"not hl7 at all", "AR", "100"),
-        (message("BAD1").replace(b"ORU^R01^ORU_R01", b"ORM^O01"), "AR", "200"),
-        (message("BAD2").replace(b"|BAD2|", b"||"), "AR", "101"),
+        (b"not hl7 at all", "AE", "100"),
+        (message("BAD1").replace(b"ORU^R01^ORU_R01", b"ORM^O01"), "AR", "200"),  # 2.9.2.1
+        (message("BAD2").replace(b"|BAD2|", b"||"), "AE", "101"),
         (message("BAD3").replace(b"|42|", b"|4\xff2|"), "AE", "102"),
     ],
 )
@@ -133,7 +133,7 @@ def test_a_bad_frame_then_a_good_message_on_the_same_connection(intake: Intake, 
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"\x0bcut short" + b"stray bytes\x1c\r" + frame(message("GOOD1")))
         replies = read_frames(sock, 2)
-    assert msa(replies[0])[1] == "AR"
+    assert msa(replies[0])[1] == "AE"
     assert msa(replies[1])[1:3] == ["AA", "GOOD1"]
     assert stored(intake.store, "GOOD1") == 1
 
@@ -202,7 +202,9 @@ def test_stop_acks_only_what_was_committed_then_closes(intake: Intake) -> None:
     assert all(stored(intake.store, c) == 1 for c in acked)
 
 
-def test_a_store_failure_is_an_ae_and_the_listener_keeps_going(intake: Intake, port: int) -> None:
+def test_a_store_failure_is_an_ar_and_the_listener_keeps_going(intake: Intake, port: int) -> None:
+    """HL7 v2.5.1 2.9.2.2 c): a failure unrelated to the content is AR, and the same
+    message is accepted when sent again."""
     commit = intake.commit
     calls = {"n": 0}
 
@@ -215,7 +217,7 @@ def test_a_store_failure_is_an_ae_and_the_listener_keeps_going(intake: Intake, p
     intake.commit = failing_once  # type: ignore[assignment,method-assign]
     with MllpClient("127.0.0.1", port, timeout=10) as client:
         nak = client.request(message("FAIL1")).decode().split("\r")
-        assert nak[1].startswith("MSA|AE|FAIL1|")
+        assert nak[1].startswith("MSA|AR|FAIL1|")
         assert nak[2].split("|")[3].startswith("207^")
         assert msa(client.request(message("FAIL1")))[1:3] == ["AA", "FAIL1"]
     assert stored(intake.store, "FAIL1") == 1

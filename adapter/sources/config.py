@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,62 @@ class MllpConfig:
     host: str = "127.0.0.1"
     port: int = 2575
     tls: Tls | None = None
+    # Limits. A frame over max_message_bytes is refused as it arrives (its bytes are not
+    # kept), so it also caps what one connection holds; max_buffered_bytes caps all of them.
     max_message_bytes: int = 4 * 1024 * 1024
+    half_frame_timeout_seconds: float = 30.0  # a started frame must end within this
+    max_connections: int = 20
+    max_buffered_bytes: int = 64 * 1024 * 1024  # half-received frames, all connections
+    # Guard: who may connect. Beyond the loopback one of these (or allow_any) is required.
+    allowed_peers: tuple[IPv4Network | IPv6Network, ...] = ()
+    allow_any: bool = False
     batch_size: int = 200  # messages committed together at most
     application: str = "TRIALBRIDGE"  # MSH-3 of our ACKs when the message names no receiver
     facility: str = ""
     forced_charset: str | None = None  # default: lis.forced_charset
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether clients must present a certificate signed by ``tls_ca``."""
+        return self.tls is not None and self.tls.ca is not None and self.tls.cert is not None
+
+    def allows(self, address: str) -> bool:
+        """Whether a peer at ``address`` may connect (always, with no allow-list)."""
+        if not self.allowed_peers:
+            return True
+        try:
+            peer = ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(peer, IPv6Address) and peer.ipv4_mapped is not None:
+            peer = peer.ipv4_mapped  # ::ffff:10.1.2.3 on a dual-stack socket
+        return any(peer in network for network in self.allowed_peers)
+
+    def exposure(self) -> str | None:
+        """Why this listener must not start as configured: it listens beyond the loopback
+        with neither mutual TLS nor an allow-list (nor an explicit ``allow_any``)."""
+        if not self.enabled or is_loopback(self.host):
+            return None
+        if self.mutual_tls or self.allowed_peers or self.allow_any:
+            return None
+        return (
+            f"sources.mllp.host {self.host or '(every interface)'} listens beyond the "
+            "loopback, so anyone who reaches the port could write trial results: set "
+            "sources.mllp.allowed_peers (the LIS's addresses, CIDR), or mutual TLS "
+            "(tls_cert, tls_key and tls_ca: clients need a certificate signed by tls_ca), "
+            "or allow_any: true to accept every peer on purpose"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``); every other name, and
+    the empty host (every interface), counts as beyond the loopback."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +201,48 @@ def _file_drop(r: _Reader) -> FileDropConfig:
 
 def _mllp(r: _Reader) -> MllpConfig:
     r.only({*MllpConfig.__dataclass_fields__, "tls_cert", "tls_key", "tls_ca"} - {"tls"})
-    return MllpConfig(
+    default = MllpConfig()
+    config = MllpConfig(
         enabled=r.flag("enabled"),
         host=r.text("host", "127.0.0.1"),
         port=r.port("port", 2575),
         tls=r.tls(),
-        max_message_bytes=int(r.number("max_message_bytes", 4 * 1024 * 1024, minimum=1024)),
-        batch_size=int(r.number("batch_size", 200, minimum=1)),
+        max_message_bytes=r.whole("max_message_bytes", default.max_message_bytes, 1024),
+        half_frame_timeout_seconds=r.number(
+            "half_frame_timeout_seconds", default.half_frame_timeout_seconds, minimum=0.1
+        ),
+        max_connections=r.whole("max_connections", default.max_connections, 1),
+        max_buffered_bytes=r.whole("max_buffered_bytes", default.max_buffered_bytes, 1024),
+        allowed_peers=_networks(r, "allowed_peers"),
+        allow_any=r.flag("allow_any"),
+        batch_size=r.whole("batch_size", 200, 1),
         application=r.text("application", "TRIALBRIDGE"),
         facility=r.text("facility", ""),
         forced_charset=r.text("forced_charset", "") or None,
     )
+    if config.tls is not None and config.tls.ca is not None and config.tls.cert is None:
+        raise r.fail("tls_ca", "needs tls_cert and tls_key (the listener's own certificate)")
+    if (exposed := config.exposure()) is not None:
+        raise ConfigError(exposed, path=r.where)
+    return config
+
+
+def _networks(r: _Reader, key: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """A list of addresses or CIDR networks (a comma-separated string from the environment)."""
+    value = r.value(key, [])
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise r.fail(key, "must be a list of addresses or networks, e.g. [10.20.0.0/24]")
+    networks = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            message = f"holds {item!r}, which is not an address or a CIDR network"
+            raise r.fail(key, message) from None
+    return tuple(networks)
 
 
 def _query(r: _Reader) -> QueryConfig:
@@ -241,6 +324,12 @@ class _Reader:
         if number < minimum:
             raise self.fail(key, f"must be at least {minimum:g}")
         return number
+
+    def whole(self, key: str, default: int, minimum: int = 0) -> int:
+        number = self.number(key, default, minimum)
+        if number != int(number):
+            raise self.fail(key, f"must be a whole number, not {number:g}")
+        return int(number)
 
     def port(self, key: str, default: int) -> int:
         port = self.number(key, default)

@@ -28,6 +28,7 @@ class BadFrame:
 
     reason: str
     data: bytes  # what was discarded, kept for the reply's MSH (if it has one), not logged
+    too_large: bool = False  # over the decoder's max_bytes (a limit hit, worth counting)
 
 
 Frame = bytes | BadFrame
@@ -67,7 +68,8 @@ class FrameDecoder:
         if end < 0:
             return self._too_large() if len(buffer) - 1 > self.max_bytes else None
         if end - 1 > self.max_bytes:
-            return self._cut(end, end + len(END), f"a frame is over {self.max_bytes} bytes")
+            cut = self._cut(end, end + len(END), f"a frame is over {self.max_bytes} bytes")
+            return BadFrame(cut.reason, cut.data, too_large=True)
         payload = bytes(buffer[1:end])
         del buffer[: end + len(END)]
         return payload
@@ -102,7 +104,7 @@ class FrameDecoder:
         self._oversized = True
         data = bytes(self._buffer[1:4097])  # enough for its MSH
         self._buffer.clear()
-        return BadFrame(f"a frame is over {self.max_bytes} bytes", data)
+        return BadFrame(f"a frame is over {self.max_bytes} bytes", data, too_large=True)
 
     def _skip_oversized(self) -> Frame | None:
         """Drop the rest of an oversized frame, up to its end or the next start block."""

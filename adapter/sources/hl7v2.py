@@ -52,8 +52,12 @@ class Header:
 
 def read_header(raw: bytes) -> Header | None:
     """The MSH of ``raw`` (CR, LF or CRLF separated), or None when it does not start with
-    one."""
-    text = _first_line(raw).decode("latin-1")
+    one (or its first bytes are a UTF-16/32 byte-order mark on bytes that do not decode)."""
+    try:
+        first = _first_line(raw)
+    except UnicodeError:  # normalise() could not decode a wide encoding: no MSH to read
+        return None
+    text = first.decode("latin-1")
     if not text.startswith("MSH") or len(text) < 4:
         return None
     separator = text[3]

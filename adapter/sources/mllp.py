@@ -8,7 +8,15 @@ hand-off and no write. The messages to keep go to one committer task, which comm
 every connection has waiting in one :meth:`Intake.commit` call (in a worker thread, so the
 event loop keeps reading). A connection's ACKs go out in the order of its frames, each kept
 message's only after it was committed. Nothing a peer sends can stop the listener: every
-failure becomes an AE/AR.
+complete frame gets an AA, AE or AR (:mod:`adapter.sources.ack` says which and why).
+
+The door is guarded before anything is read: a peer outside ``allowed_peers`` is closed at
+once, TLS (when configured) is negotiated by this module so a refused client certificate is
+seen and counted, and beyond ``max_connections`` a new connection is closed. While a frame
+is being received its bytes are held: a frame must end within ``half_frame_timeout_seconds``
+of its start, and the bytes held by all connections together stay under
+``max_buffered_bytes`` (the connection that would pass it is closed). Each limit hit is an
+``mllp.limit`` event (no message content), each refused peer an ``mllp.refused`` event.
 
 On ``stop`` the listener stops accepting connections and reading; each connection still
 commits and acknowledges the complete frames it had read, then closes.
@@ -19,15 +27,26 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from adapter.errors import ConfigError
 from adapter.intake import Accepted, Intake, forgotten
-from adapter.sources.ack import Problem, Responder, build_ack, check_frame, internal_problem
-from adapter.sources.config import MllpConfig
+from adapter.sources.ack import (
+    Problem,
+    Responder,
+    build_ack,
+    check_frame,
+    content_problem,
+    transient_problem,
+    unreadable_problem,
+)
+from adapter.sources.config import MllpConfig, is_loopback
 from adapter.sources.events import Events
 from adapter.sources.framing import BadFrame, Frame, FrameDecoder, frame
 from adapter.sources.hl7v2 import Header, read_header
@@ -122,6 +141,8 @@ class MllpSource:
         self._committer: _Committer | None = None
         self._intake: Intake | None = None
         self._peers = itertools.count(1)
+        self._tls: ssl.SSLContext | None = None
+        self.buffered = 0  # bytes of unfinished frames held by all connections
 
     def wait_ready(self, timeout: float = 10.0) -> int:
         """Block (from another thread) until listening; return the bound port."""
@@ -133,13 +154,19 @@ class MllpSource:
         """Listen until ``stop`` is set; then finish what was read, ACK it and close."""
         self._intake = intake
         self._committer = _Committer(intake, self.config.batch_size, self.events)
+        if (exposed := self.config.exposure()) is not None:
+            raise ConfigError(exposed)
+        self._tls = self.config.tls.server_context() if self.config.tls else None
         committing = asyncio.create_task(self._committer.run())
-        tls = self.config.tls.server_context() if self.config.tls else None
-        server = await asyncio.start_server(
-            self._connected, self.config.host, self.config.port, ssl=tls, limit=_READ_BYTES
-        )
+        try:
+            server = await asyncio.start_server(
+                self._connected, self.config.host, self.config.port, limit=_READ_BYTES
+            )
+        except BaseException:
+            committing.cancel()
+            raise
         self.port = int(server.sockets[0].getsockname()[1])
-        self.events.emit("mllp.listening", port=self.port, tls=int(tls is not None))
+        self._announce()
         self.ready.set()
         try:
             await stop.wait()
@@ -148,6 +175,21 @@ class MllpSource:
             committing.cancel()
             self.ready.clear()
         self.events.emit("mllp.stopped", port=self.port)
+
+    def _announce(self) -> None:
+        """The listening event, saying how the door is guarded (a warning for allow_any)."""
+        config = self.config
+        guard = "loopback" if is_loopback(config.host) else "allow_any"
+        if config.allowed_peers:
+            guard = "allowed_peers"
+        if config.mutual_tls:
+            guard = "mutual_tls" if not config.allowed_peers else "mutual_tls+allowed_peers"
+        level = logging.WARNING if guard == "allow_any" else logging.INFO
+        tls = int(self._tls is not None)
+        self.events.emit(
+            "mllp.listening", level=level, host=config.host, port=self.port or 0, tls=tls,
+            guard=guard,
+        )  # fmt: skip
 
     async def _shut_down(self, server: asyncio.Server) -> None:
         server.close()
@@ -162,6 +204,9 @@ class MllpSource:
         await server.wait_closed()
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not await self._admitted(writer):
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = (reader, writer)
@@ -169,7 +214,7 @@ class MllpSource:
         self.events.emit("mllp.connected", connection=peer)
         acked = 0
         try:
-            acked = await self._converse(reader, writer)
+            acked = await self._converse(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.events.emit("mllp.dropped", connection=peer, error=type(exc).__name__)
         except Exception as exc:  # never let one connection take the listener down
@@ -181,16 +226,70 @@ class MllpSource:
             writer.close()
             self.events.emit("mllp.closed", connection=peer, acks=acked)
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    async def _admitted(self, writer: asyncio.StreamWriter) -> bool:
+        """Whether a new connection may go on: its peer is allowed, there is room for it,
+        and its TLS handshake (when TLS is on) succeeded."""
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if not self.config.allows(address):
+            self.events.emit(
+                "mllp.refused", level=logging.WARNING, reason="peer_not_allowed", peer=address
+            )
+            return False
+        if len(self._connections) >= self.config.max_connections:
+            self._limit("max_connections", limit_value=self.config.max_connections)
+            return False
+        if self._tls is None:
+            return True
+        try:
+            await writer.start_tls(
+                self._tls, ssl_handshake_timeout=self.config.half_frame_timeout_seconds
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.events.emit(
+                "mllp.refused", level=logging.WARNING, reason="tls_handshake", peer=address,
+                error=type(exc).__name__,
+            )  # fmt: skip
+            return False
+        return True
+
+    def _limit(self, limit: str, level: int = logging.WARNING, **fields: int) -> None:
+        self.events.emit("mllp.limit", level=level, limit=limit, **fields)
+
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: int
+    ) -> int:
         decoder = FrameDecoder(self.config.max_message_bytes)
+        hold = _Hold(self, peer)
         sent = 0
-        while data := await reader.read(_READ_BYTES):
-            replies = await self.handle(decoder.feed(data))
-            if replies:
-                writer.write(b"".join(frame(reply) for reply in replies))
-                await writer.drain()
-                sent += len(replies)
+        try:
+            while data := await self._next_chunk(reader, decoder, hold):
+                frames = decoder.feed(data)
+                over = hold.update(decoder.pending, completed=bool(frames))
+                replies = await self.handle(frames)
+                if replies:
+                    writer.write(b"".join(frame(reply) for reply in replies))
+                    await writer.drain()
+                    sent += len(replies)
+                if over:  # the complete frames were answered; the half frame is dropped
+                    break
+        finally:
+            hold.update(0, completed=True)
         return sent
+
+    async def _next_chunk(
+        self, reader: asyncio.StreamReader, decoder: FrameDecoder, hold: _Hold
+    ) -> bytes:
+        """The next bytes from the peer; empty at its end, or when a frame it started did
+        not end in time (the connection is then closed)."""
+        remaining = hold.time_left()
+        if remaining is None:
+            return await reader.read(_READ_BYTES)
+        try:
+            return await asyncio.wait_for(reader.read(_READ_BYTES), max(remaining, 0.0))
+        except TimeoutError:
+            self._limit("half_frame_timeout", connection=hold.peer, pending_bytes=decoder.pending)
+            return b""
 
     async def handle(self, frames: list[Frame]) -> list[bytes]:
         """The replies to ``frames``, in order, each kept message's after its commit."""
@@ -204,15 +303,18 @@ class MllpSource:
 
     def _read(self, item: Frame) -> tuple[Header | None, bytes | Problem]:
         """A frame's MSH (for its reply) and its message, or what is wrong with it."""
-        if isinstance(item, BadFrame):
-            return read_header(item.data), Problem("AR", "100", "", item.reason)
         header = None
         try:
+            if isinstance(item, BadFrame):
+                if item.too_large:
+                    self._limit("max_message_bytes", limit_value=self.config.max_message_bytes)
+                header = read_header(item.data)
+                return header, content_problem("100", "", f"{item.reason}: {_FRAMING}")
             header = read_header(item)
             return header, check_frame(header, item, self.forced_charset)
         except Exception as exc:  # a bug in checking must still answer the sender
-            problem = internal_problem(f"the message could not be read ({type(exc).__name__})")
-            return header, problem
+            self.events.emit("mllp.check_failed", level=logging.ERROR, error=type(exc).__name__)
+            return header, unreadable_problem(type(exc).__name__)
 
     def _admit(self, checked: list[bytes | Problem]) -> list[_Outcome]:
         """The enrolment gate on this chunk's messages, here on the event loop: the forgotten
@@ -223,7 +325,7 @@ class MllpSource:
             verdicts = iter(self._intake.triage(raws))
         except Exception as exc:  # the registry could not be read: the sender resends
             self.events.emit("mllp.gate_failed", level=logging.ERROR, error=type(exc).__name__)
-            problem = internal_problem(f"the enrolment gate failed ({type(exc).__name__})")
+            problem = transient_problem(f"the enrolment gate failed ({type(exc).__name__})")
             return [problem if isinstance(c, bytes) else c for c in checked]
         outcomes: list[_Outcome] = []
         dropped: list[str] = []
@@ -259,9 +361,46 @@ class MllpSource:
 
 async def _settled(done: asyncio.Future[Accepted]) -> Problem | None:
     """None when the message was committed (or forgotten by the enrolment gate), else the
-    AE that makes the sender resend it."""
+    AR that makes the sender resend it later."""
     try:
         await done
     except Exception as exc:
-        return internal_problem(f"the inbox could not store it ({type(exc).__name__})")
+        return transient_problem(f"the inbox could not store it ({type(exc).__name__})")
     return None
+
+
+_FRAMING = "send each message as <VT> message <FS><CR> (MLLP), within sources.mllp limits"
+
+
+class _Hold:
+    """What one connection holds of a frame it has not finished: its share of the
+    listener's buffered bytes, and when that frame started (for the half-frame timeout)."""
+
+    def __init__(self, source: MllpSource, peer: int) -> None:
+        self.source = source
+        self.peer = peer
+        self.held = 0
+        self.started: float | None = None
+
+    def update(self, pending: int, *, completed: bool) -> bool:
+        """Record ``pending`` bytes held after a chunk; True when the listener's total is
+        now over ``max_buffered_bytes`` (the connection must close)."""
+        source = self.source
+        source.buffered += pending - self.held
+        self.held = pending
+        if not pending:
+            self.started = None
+        elif completed or self.started is None:
+            self.started = time.monotonic()  # a frame (re)started in this chunk
+        limit = source.config.max_buffered_bytes
+        if pending and source.buffered > limit:
+            source._limit("max_buffered_bytes", connection=self.peer, limit_value=limit)
+            return True
+        return False
+
+    def time_left(self) -> float | None:
+        """Seconds until the frame being received must have ended; None when none is."""
+        if self.started is None:
+            return None
+        timeout = self.source.config.half_frame_timeout_seconds
+        return self.started + timeout - time.monotonic()
