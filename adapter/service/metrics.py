@@ -45,6 +45,14 @@ REFUSED = Counter(
     ["source"],
     registry=REGISTRY,
 )
+QUARANTINED = Counter(
+    "trialbridge_messages_quarantined",
+    "Messages set aside because processing (stage=process) or pushing (stage=push) them "
+    "failed; trialbridge quarantine list shows them. The open ones are "
+    "trialbridge_queue_depth{queue=\"quarantined\"}.",
+    ["stage"],
+    registry=REGISTRY,
+)
 PUSHED = Counter(
     "trialbridge_transactions_pushed",
     "Transactions the FHIR server accepted.",
