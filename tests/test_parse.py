@@ -63,7 +63,9 @@ def test_bytes_that_do_not_decode_are_refused_not_replaced() -> None:
     text = oru(obx(1, ALT, "42", "U/L"), charset="UNICODE UTF-8", notes=("Hämolyse",))
     [parsed] = parse_bytes(text.encode("latin-1"))
     assert isinstance(parsed.error, DecodeError)
-    assert "not valid utf-8" in str(parsed.error) and "MSH.18" in str(parsed.error)
+    # Named where the byte sits, with the character set and where it came from.
+    assert "not valid utf-8" in str(parsed.error) and "NTE[1].3" in str(parsed.error)
+    assert "MSH-18" in str(parsed.error) and "MSG0001" in str(parsed.error)
 
 
 def test_a_forced_charset_wins_over_a_wrong_msh18() -> None:

@@ -35,8 +35,8 @@ from adapter.build.patient import build_patient
 from adapter.build.provenance import MessageSource, provenance
 from adapter.build.shapes import ShapeValidator
 from adapter.config import Identifiers
-from adapter.errors import MappingError
-from adapter.mapping import MappedReport
+from adapter.errors import MappingError, MessageError
+from adapter.mapping import MappedReport, MappedResult
 from adapter.trial.resources import (
     SubjectRecord,
     link_observation,
@@ -44,7 +44,7 @@ from adapter.trial.resources import (
     research_study,
     study_search,
 )
-from adapter.trial.study import Study
+from adapter.trial.study import Study, Visit
 from adapter.trial.visits import visit_of
 
 __all__ = ["TrialLink", "build_transaction", "result_identifier", "search_token"]
@@ -116,9 +116,7 @@ def build_transaction(
     for result in mapped.results:
         observation = build_observation(result, report, patient_entry["fullUrl"], ids)
         if trial is not None:
-            visit = (
-                visit_of(result.effective, trial.day0, trial.study) if result.effective else None
-            )
+            visit = _visit(result, trial, report.message_id)
             assert study_entry is not None
             observation = link_observation(observation, trial.study, study_entry["fullUrl"], visit)
         token = _token(observation)
@@ -138,6 +136,18 @@ def build_transaction(
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     _check_envelope(bundle, report.message_id)
     return bundle
+
+
+def _visit(result: MappedResult, trial: TrialLink, message_id: str) -> Visit | None:
+    """The visit window a result falls in (None: outside every window, or no time)."""
+    if not result.effective:
+        return None
+    try:
+        return visit_of(result.effective, trial.day0, trial.study)
+    except MessageError as exc:  # the mapping stage holds times with no day: not expected
+        raise MappingError(
+            exc.reason, message_id=message_id, location=f"{result.result.location}.14"
+        ) from exc
 
 
 def _patient_entry(

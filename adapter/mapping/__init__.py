@@ -107,8 +107,8 @@ def _map_result(
         reference_low=_bound(bounds.low if bounds else None, factor),
         reference_high=_bound(bounds.high if bounds else None, factor),
         reference_text=result.reference_range,
-        effective=_time(result, result.observed_at or order.observed_at, offset, 14),
-        issued=to_fhir_instant(order.reported_at or report.sent_at, offset),
+        effective=_effective(result, order, offset),
+        issued=_issued(order, report, offset),
         text="\n".join(values) if analyte.value == "text" and values else None,
         codes=tuple(_codings_of(v) for v in values) if analyte.value == "coded" else (),
         rule=code_rule,
@@ -234,8 +234,32 @@ def _bound(value: Decimal | None, factor: Factor | None) -> Decimal | None:
     return factor.apply(value) if factor else value
 
 
-def _time(result: Result, value: str, offset: str, field: int) -> str | None:
+def _effective(result: Result, order: Order, offset: str) -> str | None:
+    """OBX-14 (else OBR-7) as a FHIR dateTime. A result needs the day it was collected: a
+    year or month alone cannot be placed in a study visit, so such a result is held."""
+    if result.observed_at:
+        field, value = "OBX-14", result.observed_at
+    else:
+        field, value = "OBR-7", order.observed_at
     try:
-        return to_fhir_datetime(value, offset)
+        effective = to_fhir_datetime(value, offset)
     except TimestampError as exc:
-        raise MappingError(str(exc), location=f"{result.location}.{field}") from exc
+        raise MappingError(f"{field} (observation time): {exc.reason}") from exc
+    if effective is not None and len(effective) < len("YYYY-MM-DD"):
+        raise MappingError(
+            f"{field} (observation time) {value.strip()!r} gives no day, so the result cannot "
+            "be placed in a study visit; the lab must send the date it was collected"
+        )
+    return effective
+
+
+def _issued(order: Order, report: Report, offset: str) -> str | None:
+    """OBR-22 (else MSH-7) as a FHIR instant; left out when less precise than seconds."""
+    if order.reported_at:
+        field, value = "OBR-22", order.reported_at
+    else:
+        field, value = "MSH-7", report.sent_at
+    try:
+        return to_fhir_instant(value, offset)
+    except TimestampError as exc:
+        raise MappingError(f"{field} (results reported): {exc.reason}") from exc

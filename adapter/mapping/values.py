@@ -1,5 +1,10 @@
 """OBX-5 interpretation: numbers (with comparators) from NM, SN and ST; text otherwise; and
 OBX-7 reference ranges.
+
+A number is taken with at most 15 significant digits and a magnitude between 1e-15 and
+1e15 (``MAX_DIGITS``): no laboratory measures more finely, and unit conversion works with
+28-digit decimals, which a 40-digit value overflowed. A longer number is held with the
+reason; a reference range that long is kept as text.
 """
 
 from __future__ import annotations
@@ -8,6 +13,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+
+from adapter.errors import MappingError
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _COMPARED = re.compile(rf"^\s*(?P<cmp><=|>=|<|>|=)?\s*(?P<num>{_NUMBER})\s*$")
@@ -18,6 +25,7 @@ _RANGE = re.compile(
 )
 _BOUND = re.compile(rf"^\s*(?P<cmp><=|>=|<|>)\s*(?P<num>{_NUMBER})\s*(?P<unit>[^\d\s].*)?$")
 NUMERIC_TYPES = frozenset({"NM", "SN", "ST"})
+MAX_DIGITS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,23 @@ def parse_number(value_type: str, value: str) -> Number | None:
         number = Decimal(match["num"])
     except InvalidOperation:
         return None
+    if not _measurable(number):
+        shown = match["num"] if len(match["num"]) <= 40 else match["num"][:40] + "..."
+        raise MappingError(
+            f"OBX-5 {shown} has more digits than a measurement can have (at most "
+            f"{MAX_DIGITS} significant digits, between 1e-{MAX_DIGITS} and 1e{MAX_DIGITS})",
+            hint="the value is garbled: ask the lab to resend the result",
+        )
     return Number(number, None if comparator in (None, "=") else comparator)
+
+
+def _measurable(number: Decimal) -> bool:
+    """Within what a lab reports and unit conversion can carry exactly (module docstring)."""
+    if not number:
+        return True
+    digits = number.as_tuple().digits  # trailing zeros count: they were written
+    significant = len(digits) - next(i for i, d in enumerate(digits) if d)
+    return significant <= MAX_DIGITS and -MAX_DIGITS <= number.adjusted() <= MAX_DIGITS
 
 
 @lru_cache(maxsize=1024)  # pure, and each analyte's range recurs in every message
@@ -69,9 +93,12 @@ def parse_range(text: str) -> RangeBounds | None:
     if not text:
         return None
     if match := _RANGE.match(text):
-        return RangeBounds(Decimal(match["low"]), Decimal(match["high"]), text)
-    if match := _BOUND.match(text):
+        low, high = Decimal(match["low"]), Decimal(match["high"])
+        if _measurable(low) and _measurable(high):
+            return RangeBounds(low, high, text)
+    elif match := _BOUND.match(text):
         bound = Decimal(match["num"])
         is_upper = match["cmp"].startswith("<")
-        return RangeBounds(None if is_upper else bound, bound if is_upper else None, text)
+        if _measurable(bound):
+            return RangeBounds(None if is_upper else bound, bound if is_upper else None, text)
     return RangeBounds(None, None, text)

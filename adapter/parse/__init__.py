@@ -47,9 +47,24 @@ def parse_bytes(data: bytes, *, forced_charset: str | None = None) -> list[Parse
         try:
             text, codec = decode_message(raw, forced_charset)
             if is_adt(text):
-                parsed.append(ParsedMessage(position, raw, None, None, parse_adt(text)))
+                parsed.append(ParsedMessage(position, raw, None, None, parse_adt(text, codec)))
             else:
                 parsed.append(ParsedMessage(position, raw, parse_report(text, charset=codec), None))
         except MessageError as exc:
-            parsed.append(ParsedMessage(position, raw, None, exc))
+            named = exc if exc.message_id else exc.with_message_id(control_id_in(raw))
+            parsed.append(ParsedMessage(position, raw, None, named))
     return parsed
+
+
+def control_id_in(raw: bytes) -> str | None:
+    """MSH-10 read from the bytes, for naming a message that could not be decoded or
+    parsed; None unless it is short printable ASCII (it is a control id, never content)."""
+    msh = raw.split(b"\r", 1)[0]
+    fields = msh.split(msh[3:4]) if len(msh) > 3 else []
+    if len(fields) <= 9:
+        return None
+    control_id = fields[9].split(b"^", 1)[0].strip()
+    if not control_id or len(control_id) > 50 or not control_id.isascii():
+        return None
+    text = control_id.decode("ascii")
+    return text if text.isprintable() else None

@@ -38,9 +38,9 @@ def is_adt(text: str) -> bool:
     return len(fields) > 8 and fields[8].split(fields[1][:1] or "^", 1)[0] == "ADT"
 
 
-def parse_adt(text: str) -> VitalEvent:
+def parse_adt(text: str, codec: str = "utf-8") -> VitalEvent:
     """Parse one ADT message for the subject's vital status."""
-    segments = parse_segments(text)
+    segments = parse_segments(text, codec)
     msh = segments[0]
     message_id = msh.component(10)
     pid = next((s for s in segments if s.name == "PID"), None)

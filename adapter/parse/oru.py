@@ -11,7 +11,7 @@ from adapter.parse.segments import Segment, parse_segments, patient_ids
 
 def parse_report(text: str, *, charset: str = "utf-8") -> Report:
     """Parse the text of one ORU^R01 message (CR-separated) into a :class:`Report`."""
-    segments = parse_segments(text)
+    segments = parse_segments(text, charset)
     msh = segments[0]
     message_id = msh.component(10)
     try:

@@ -1,31 +1,39 @@
 """The segment layer under every message type: fields in the standard's numbering, split by
 the message's own separators and unescaped.
 
-python-hl7 reads the MSH segment (the separators, and the escape rules its ``unescape``
-applies); the other segments are split here with ``str.split``. Building python-hl7's
-container tree for every segment and reading it back as text (its tree changes depth with the
-content, so fields have to be read as text) was the largest single cost of translating a
-message; the fields and their numbering are the same. Repetitions are all kept
-(``extract_field`` keeps only the first).
+Segments are split here with ``str.split``: building python-hl7's container tree for every
+segment and reading it back as text was the largest single cost of translating a message.
+Repetitions are all kept (``extract_field`` keeps only the first).
+
+Escape sequences (HL7 v2.5.1 chapter 2, "Use of escape sequences in text fields") are read
+here too, not by python-hl7's ``unescape``: that one logs the whole field for every empty
+sequence (a 20 KB field gave 402 MB of log, with the note text in it), raises ``ValueError``
+on ``\\.brX\\``, repeats ``\\.sp<n>\\`` n times with no bound, and turns ``\\X00\\`` into a
+NUL. Here a sequence that is not understood is kept as sent (nothing is lost or invented),
+hex data is decoded in the message's own character set, and counts are bounded.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-
-import hl7
+from functools import partial
 
 from adapter.errors import ParseError
 from adapter.parse.model import PatientIdentifier
 
-# Escapes with a meaning beyond the separators: line break, highlighting on/off (dropped).
-_APP_ESCAPES = {".br": "\n", "H": "", "N": ""}
 _STANDARD_ENCODING = "^~\\&"
 # "^~\\&" (the escape character doubled) comes from a source-code string literal copied into
 # a feed; it is unambiguous, so it is repaired rather than refused.
 _DOUBLED_ESCAPE = "^~\\\\&"
+# Formatting escapes (§2.7.6) with an optional count: .sp<n>, .in<+/-n>, .ti<+/-n>, .sk<n>.
+_FORMAT = re.compile(r"^\.(sp|in|ti|sk)([+-]?\d{1,2})?$")
+_HEX = re.compile(r"^X((?:[0-9A-Fa-f]{2}){1,256})$")
+# Line breaks, centring, fill on/off, highlighting on/off: plain text keeps the breaks only.
+_PLAIN = {".br": "\n", ".ce": "\n", ".fi": "", ".nf": "", "H": "", "N": ""}
+# Hex data may carry line breaks and tabs; other controls would break the FHIR string rules.
+_HEX_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +107,15 @@ class Segment:
         return self._unescape_text(text)
 
 
-def parse_segments(text: str) -> list[Segment]:
-    """Every segment of one message (CR-separated text), MSH first."""
-    text = _repair_encoding_characters(text)
+def parse_segments(text: str, codec: str = "utf-8") -> list[Segment]:
+    """Every segment of one message (CR-separated text), MSH first. ``codec`` is the
+    character set the message was decoded with (hex escapes are decoded in it)."""
     lines = [line for line in text.split("\r") if line.strip()]
     if not lines or not lines[0].startswith("MSH"):
         raise ParseError("the message does not start with an MSH segment", location="MSH")
+    lines[0] = _repair_encoding_characters(lines[0])
     seps = _separators(lines[0])
-    end = lines[0].find(seps.field, 4)  # the end of MSH-2, as python-hl7 finds it
-    unescape = _unescaper(lines[0][: end + 1] if end != -1 else lines[0])
+    unescape = partial(_unescape, seps=seps, codec=codec)
     counts: dict[str, int] = {}
     segments = []
     for line in lines:
@@ -117,25 +125,26 @@ def parse_segments(text: str) -> list[Segment]:
     return segments
 
 
-@lru_cache(maxsize=64)
-def _unescaper(msh_start: str) -> Callable[[str], str]:
-    """python-hl7's unescape for a message whose MSH starts with ``msh_start`` (up to the
-    field separator after MSH-2): its rules depend on those separators alone, so the header
-    is parsed once per set of separators, not for every message."""
-    try:
-        header = hl7.parse(msh_start)
-    except Exception as exc:  # python-hl7 raises bare exceptions of several types
-        raise ParseError(f"python-hl7 could not parse the MSH segment: {exc}") from exc
-
-    def unescape(field: str) -> str:
-        return str(header.unescape(field, app_map=_APP_ESCAPES))
-
-    return unescape
-
-
 def _separators(msh: str) -> Seps:
-    field = msh[3]
-    encoding = msh[4:].split(field, 1)[0]
+    """MSH-1 and MSH-2, checked: five different characters, none a letter, digit or blank
+    (anything else makes every later split ambiguous)."""
+    field = msh[3:4]
+    encoding = msh[4:].split(field, 1)[0] if field else ""
+    if len(encoding) not in (4, 5):  # 5: v2.7's truncation character after the four
+        raise ParseError(
+            f"MSH-2 has {len(encoding)} encoding characters ({encoding[:10]!r}); four are "
+            "needed (component, repetition, escape, subcomponent, as in '^~\\&')",
+            location="MSH.2",
+            hint="fix the encoding characters at the sender",
+        )
+    chosen = field + encoding[:4]
+    if len(set(chosen)) != 5 or any(c.isalnum() or c.isspace() for c in chosen):
+        raise ParseError(
+            f"MSH-1 and MSH-2 ({chosen!r}) must be five different characters, none a letter, "
+            "digit or blank (as in '|^~\\&')",
+            location="MSH.2" if field and not (field.isalnum() or field.isspace()) else "MSH.1",
+            hint="fix the separators at the sender",
+        )
     return Seps(
         field,
         repetition=encoding[1],
@@ -145,18 +154,72 @@ def _separators(msh: str) -> Seps:
     )
 
 
-def _repair_encoding_characters(text: str) -> str:
-    encoding = text[4:].split(text[3:4], 1)[0] if len(text) > 4 else ""
+def _repair_encoding_characters(msh: str) -> str:
+    encoding = msh[4:].split(msh[3:4], 1)[0] if len(msh) > 4 else ""
     if encoding == _DOUBLED_ESCAPE:
-        return text[:4] + _STANDARD_ENCODING + text[4 + len(_DOUBLED_ESCAPE) :]
-    if len(encoding) < 4:
-        raise ParseError(
-            f"MSH-2 has {len(encoding)} encoding characters ({encoding!r}); four are needed "
-            "(component, repetition, escape, subcomponent, as in '^~\\&')",
-            location="MSH.2",
-            hint="fix the encoding characters at the sender",
-        )
-    return text
+        return msh[:4] + _STANDARD_ENCODING + msh[4 + len(_DOUBLED_ESCAPE) :]
+    return msh
+
+
+def _unescape(text: str, *, seps: Seps, codec: str) -> str:
+    """A field's escape sequences replaced by what they stand for; a lone escape character
+    (no closing one) and any sequence not understood are kept as sent."""
+    escape = seps.escape
+    out: list[str] = []
+    position = 0
+    while (start := text.find(escape, position)) >= 0:
+        end = text.find(escape, start + 1)
+        if end < 0:
+            break
+        out.append(text[position:start])
+        sequence = text[start + 1 : end]
+        meaning = _meaning(sequence, seps, codec)
+        out.append(text[start : end + 1] if meaning is None else meaning)
+        position = end + 1
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _meaning(sequence: str, seps: Seps, codec: str) -> str | None:
+    """What one escape sequence (without its escape characters) stands for, or None."""
+    if not sequence:
+        return ""  # an empty sequence stands for nothing
+    if len(sequence) == 1 and sequence in "FSTRE":
+        return {
+            "F": seps.field,
+            "S": seps.component,
+            "T": seps.subcomponent,
+            "R": seps.repetition,
+            "E": seps.escape,
+        }[sequence]
+    if sequence in _PLAIN:
+        return _PLAIN[sequence]
+    if match := _FORMAT.match(sequence):
+        return _formatting(match[1], int(match[2] or 1))
+    if match := _HEX.match(sequence):
+        return _hex(match[1], codec)
+    return None  # \Z..\ (locally defined), \C..\ / \M..\ (character set switches), typos
+
+
+def _formatting(command: str, count: int) -> str:
+    """.sp<n>: n line breaks; .sk<n>: n spaces; indentation (.in, .ti) has no plain-text form.
+    The count has at most two digits (the pattern), so a field cannot be blown up."""
+    if command == "sp":
+        return "\n" * max(count, 1)
+    if command == "sk":
+        return " " * max(count, 0)
+    return ""
+
+
+def _hex(digits: str, codec: str) -> str | None:
+    """\\Xdd..\\: bytes in the message's character set; kept as sent when they do not decode
+    or hold a control character other than a line break or tab."""
+    try:
+        text = bytes.fromhex(digits).decode(codec)
+    except (UnicodeError, LookupError):
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return None if _HEX_CONTROL.search(text) else text
 
 
 def patient_ids(pid: Segment) -> tuple[PatientIdentifier, ...]:

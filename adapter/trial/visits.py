@@ -12,23 +12,36 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from adapter.errors import MappingError
 from adapter.trial.study import Study, Visit
 
 T = TypeVar("T")
 
 
+class StudyDayError(MappingError, ValueError):
+    """A time that cannot be placed on a study day: a year or month alone (FHIR keeps that
+    precision, a visit window needs a day), a time with no offset, or no date at all."""
+
+
 def local_date(effective: str, tz: timezone) -> date:
     """The calendar date of a FHIR date/dateTime in the study's time zone.
 
-    A date-only value is that date; a partial date (``2024-01``) has no day and is refused.
+    A date-only value is that date; a partial date (``2024-01``) has no day and is refused
+    with :class:`StudyDayError` (the mapping stage holds such results before they get here).
     """
-    if len(effective) == 10:
-        return date.fromisoformat(effective)
     if len(effective) < 10:
-        raise ValueError(f"{effective!r} has no day, so it has no study day")
-    moment = datetime.fromisoformat(effective.replace("Z", "+00:00"))
+        raise StudyDayError(
+            f"{effective[:40]!r} has no day, so it has no study day",
+            hint="the lab must send the date the sample was collected",
+        )
+    try:
+        if len(effective) == 10:
+            return date.fromisoformat(effective)
+        moment = datetime.fromisoformat(effective.replace("Z", "+00:00"))
+    except ValueError:
+        raise StudyDayError(f"{effective[:40]!r} is not a FHIR date/dateTime") from None
     if moment.tzinfo is None:
-        raise ValueError(f"{effective!r} has a time but no offset")
+        raise StudyDayError(f"{effective[:40]!r} has a time but no offset")
     return moment.astimezone(tz).date()
 
 
