@@ -13,7 +13,8 @@
     ├── DevServerError               the local development FHIR server failed to start
     ├── SourceError                  a source (file drop, MLLP, LIS query) failed
     │   └── QueryError               the LIS refused a query or answered something unusable
-    └── ScoreInputError              a score input is malformed (unknown unit, wrong type)
+    ├── ScoreInputError              a score input is malformed (unknown unit, wrong type)
+    └── ExportError                  an export cannot be written as its format requires
 
 Every message says what was wrong, where, and what to do. Library errors are mapped at the
 boundary with ``raise ... from exc``.
@@ -153,3 +154,8 @@ class SourceError(TrialBridgeError):
 
 class QueryError(SourceError):
     """The LIS refused a query, or answered with something that is not a query response."""
+
+
+class ExportError(TrialBridgeError):
+    """An export (SDTM datasets) cannot be written as its format requires: a value too long
+    for SAS XPORT v5, a character outside ASCII, a file that cannot be written."""
