@@ -71,9 +71,13 @@ def run_command(
 
 
 def _ready(service: Service, port: int) -> None:
+    sources = ", ".join(
+        f"{s.name} on {s.address}" if s.address else s.name for s in service.sources
+    )
     click.echo(
         f"trialbridge run: ready, worker {service.holder}, "
-        f"http on {service.config.http_host}:{port}, {len(service.sources)} source(s)",
+        f"http on {service.config.http_host}:{port}, {len(service.sources)} source(s)"
+        + (f": {sources}" if sources else ""),
         err=True,
     )
     sys.stderr.flush()
@@ -84,20 +88,27 @@ def _ready(service: Service, port: int) -> None:
 @STORE
 @JSON
 def status_command(config_path: Path, store_url: str | None, as_json: bool) -> None:
-    """Queue depths and lag, the active scheduler, and the last success and error of each
-    job and source.
+    """Queue depths and ages, the active scheduler, the last success and last error of each
+    job, each source's health (up, last message, files in error/, watermark lag),
+    dead letters and quarantined messages, and what needs a person.
+
+    A monitoring check: exit status 0 when nothing needs a person, 3 when something does
+    (listed under "Needs attention", or "attention" with --json), 1 when the status cannot
+    be read (configuration or store).
 
     Example: trialbridge status --json
     """
     with cli_errors():
         settings = load_settings(config_path)
         with service_store(settings, store_url) as store:
-            status = current_status(store)
+            status = current_status(store, config_path)
     if as_json:
-        echo_json(status.as_dict())
+        echo_json({"config": str(config_path), **status.as_dict()})
     else:
+        click.echo(f"Configuration: {config_path}")
         for line in render(status):
             click.echo(line)
+    sys.exit(status.exit_code())
 
 
 @click.group("dead-letter")

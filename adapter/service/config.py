@@ -6,7 +6,7 @@ Every key has a default, so a configuration without the section runs the service
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -38,9 +38,17 @@ class ServiceConfig:
     backoff_max_seconds: float = 300.0
     claim_seconds: float = 30.0
     raw_retention: timedelta = timedelta(days=90)
+    # How long each source may stay silent before an alert (service.alerts.silent_minutes,
+    # in seconds here; a source not named has no limit).
+    silent: Mapping[str, float] = field(default_factory=dict)
+    # The oldest inbox or outbox item waiting longer than this needs a person (status).
+    pending_alert_seconds: float = 1800.0
 
     def job(self, name: str) -> Job:
         return self.jobs[name]
+
+    def silent_seconds(self, source: str) -> float | None:
+        return self.silent.get(source) or None
 
 
 def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceConfig:
@@ -50,6 +58,8 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
     http = _section(raw, "http", where)
     push = _section(raw, "push", where)
     retention = _section(raw, "retention", where)
+    alerts = _section(raw, "alerts", where)
+    silent = _section(alerts, "silent_minutes", f"{where}.alerts")
     return ServiceConfig(
         jobs=jobs,
         http_host=str(http.get("host", "127.0.0.1")),
@@ -68,6 +78,12 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
         raw_retention=timedelta(
             days=_number(retention.get("raw_days", 90), f"{where}.retention.raw_days")
         ),
+        pending_alert_seconds=60
+        * _number(alerts.get("pending_minutes", 30), f"{where}.alerts.pending_minutes", low=1),
+        silent={
+            str(name): 60 * _number(minutes, f"{where}.alerts.silent_minutes.{name}")
+            for name, minutes in silent.items()
+        },
     )
 
 

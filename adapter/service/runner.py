@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from adapter.config import Settings, config_section
+from adapter.errors import ConfigError
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.mappings import load_mappings
 from adapter.service.config import ServiceConfig, service_config
+from adapter.service.health import HEALTH
 from adapter.service.http import Endpoint, Probe
 from adapter.service.scheduler import LEASE, Recompute, Service, SourceSpec
+from adapter.service.sourcefacts import source_facts
 from adapter.service.stages import Stages
-from adapter.service.status import Status
+from adapter.service.status import Limits, Status
 from adapter.store import open_store
 from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry
@@ -76,13 +79,26 @@ def run_service(
             stop=stop,
         )
         port = config.http_port if options.http_port is None else options.http_port
-        endpoint = Endpoint(config.http_host, port, Probe(service.healthy, service.ready))
-        endpoint.start()
+        endpoint = _endpoint(config.http_host, port, Probe(service.healthy, service.ready))
         try:
+            endpoint.start()
+            service.start_listeners()  # every listener listens, or start-up fails here
             on_ready(service, endpoint.port)
             service.run()
         finally:
             endpoint.stop()
+
+
+def _endpoint(host: str, port: int, probe: Probe) -> Endpoint:
+    """The HTTP endpoint, bound; a port that is taken is a start-up error naming the key."""
+    try:
+        return Endpoint(host, port, probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"service.http: cannot listen on {host}:{port}: {exc.strerror or exc} — free the "
+            "port (another program or a second TrialBridge holds it), or set service.http.port "
+            "(TRIALBRIDGE_SERVICE_HTTP_PORT, or trialbridge run --http-port)"
+        ) from exc
 
 
 @contextmanager
@@ -91,13 +107,23 @@ def service_store(settings: Settings, store_url: str | None) -> Iterator[Service
         yield ServiceStore(store)
 
 
-def current_status(store: ServiceStore) -> Status:
+def current_status(store: ServiceStore, config_path: Path | None = None) -> Status:
+    """The status as the store has it, with what the configured sources' folders and
+    watermarks say (when ``config_path`` is given)."""
+    config = load_service_config(config_path) if config_path else service_config({})
     return Status(
         store.now(),
         store.depths(),
         store.job_runs(),
         store.lease_holder(LEASE),
         reconciliations=_reconciliations(store),
+        health={k: json.loads(v) for k, v in store.store.states(HEALTH).items()},
+        sources=source_facts(store, config_path) if config_path else {},
+        limits=Limits(
+            pending_seconds=config.pending_alert_seconds,
+            silent_seconds=dict(config.silent),
+            stale_seconds=max(3 * config.lease_seconds, 30.0),
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from adapter.config import Settings
 from adapter.fhir_client import FhirClient
 from adapter.service import metrics
+from adapter.service.health import LISTENER, SourceHealth
 from adapter.service.scheduler import Recompute, SourceSpec
 from adapter.trial.registry import Registry
 
@@ -38,20 +39,28 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
     charset = settings.forced_charset
     specs: list[SourceSpec] = []
     if config.file_drop.enabled:
+        health = SourceHealth("file_drop", key="sources.file_drop")
         source = _module("adapter.sources.filedrop").FileDropSource(
-            config.file_drop, forced_charset=charset, events=_events("file_drop")
+            config.file_drop, forced_charset=charset, events=_events("file_drop", health)
         )
-        specs.append(SourceSpec("file_drop", source, config.file_drop.poll_seconds))
+        specs.append(
+            SourceSpec("file_drop", source, config.file_drop.poll_seconds, health.key, "", health)
+        )
     if config.mllp.enabled:
+        address = f"{config.mllp.host}:{config.mllp.port}"
+        health = SourceHealth("mllp", LISTENER, "sources.mllp", address)
         source = _module("adapter.sources.mllp").MllpSource(
-            config.mllp, forced_charset=charset, events=_events("mllp")
+            config.mllp, forced_charset=charset, events=_events("mllp", health)
         )
-        specs.append(SourceSpec("mllp", source))
+        specs.append(SourceSpec("mllp", source, None, health.key, address, health))
     if config.query.enabled:
+        health = SourceHealth("query", key="sources.query")
         source = _module("adapter.sources.query_source").QuerySource(
-            config.query, events=_events("query")
+            config.query, events=_events("query", health)
         )
-        specs.append(SourceSpec("query", source, config.query.poll_seconds))
+        specs.append(
+            SourceSpec("query", source, config.query.poll_seconds, health.key, "", health)
+        )
         metrics.RECONCILE_MISSED.labels(source="query")  # shown at 0 from the start
         reconcile = source.reconciliation()  # None: sources.query.reconcile_every_hours is 0
         if reconcile is not None:  # checks every poll_seconds whether the next one is due
@@ -59,8 +68,9 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
     return specs
 
 
-def _events(source: str) -> Any:
-    """The sources' event seam, counting what came in and what the filter dropped."""
+def _events(source: str, health: SourceHealth) -> Any:
+    """The sources' event seam, counting what came in and what the filter dropped (per
+    source, in the metrics and the source's health: its last message)."""
     events = _module("adapter.sources.events")
 
     class Counted(events.Events):  # type: ignore[misc, name-defined]
@@ -69,13 +79,17 @@ def _events(source: str) -> Any:
             if name == "query.reconciled":  # results the incremental pulls had missed
                 missed = int(fields.get("missed", 0) or 0)
                 metrics.RECONCILE_MISSED.labels(source=source).inc(missed)
-            if not name.endswith(".accepted"):  # one per committed batch: messages, kept
+            # One event per batch handed to the inbox door carries ``messages`` and ``kept``
+            # (``mllp.accepted``, ``query.accepted``, the file drop's ``file.taken``).
+            if "messages" not in fields or "kept" not in fields:
                 return
             received = int(fields.get("messages", 0) or 0)
             kept = int(fields.get("kept", received) or 0)
             if received:
                 metrics.RECEIVED.labels(source=source).inc(received)
                 metrics.FILTERED.labels(source=source).inc(max(received - kept, 0))
+                health.messages(received, kept)
+                metrics.SOURCE_LAST_MESSAGE.labels(source=source).set(health.last_message_at or 0)
 
     return Counted()
 
