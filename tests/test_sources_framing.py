@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -115,3 +116,30 @@ def test_escape_and_timestamps() -> None:
     )
     assert parse_ts("20240115", tz) == datetime(2024, 1, 15, tzinfo=tz)
     assert parse_ts("", tz) is None and parse_ts("Aug 15", tz) is None
+
+
+@pytest.mark.parametrize("field", [3, 5, 9, 10, 12, 18])
+def test_building_an_ack_cannot_fail_whatever_byte_a_field_holds(field: int) -> None:
+    """Each byte value in each echoed MSH field: an ACK comes out, and it holds no MLLP
+    block character that would break its own frame."""
+    fields = GOOD.split(b"\r")[0].split(b"|")
+    fields += [b""] * (19 - len(fields))
+    problem = Problem("AE", "102", "MSH^1^18", "x")
+    for value in range(256):
+        edited = list(fields)
+        edited[field - 1] = b"ORU^" + bytes([value]) if field == 9 else bytes([value, 65])
+        payload = b"|".join(edited) + b"\r" + GOOD.split(b"\r", 1)[1]
+        for moment in (NOW, NOW.replace(tzinfo=None)):
+            ack = build_ack(read_header(payload), "TB5", moment, problem)
+            assert ack.startswith(b"MSH|") and b"\rMSA|AE|" in ack
+            assert b"\x0b" not in ack and b"\x1c" not in ack
+
+
+def test_a_readable_header_is_read_from_any_bytes_or_none() -> None:
+    wide = codecs.BOM_UTF16_LE + GOOD.decode().encode("utf-16-le")
+    assert read_header(wide + b"\x00") is None  # odd length: not UTF-16 after all
+    header = read_header(wide)
+    assert header is not None and header.control_id == "MSG0001"
+    problem = check(wide + b"\x00", "mllp")
+    assert isinstance(problem, Problem)
+    assert (problem.code, problem.error, problem.location) == ("AE", "102", "MSH^1^18")

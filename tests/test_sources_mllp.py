@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import socket
 import ssl
 import subprocess
@@ -258,3 +259,60 @@ def test_tls(intake: Intake, certificate: tuple[Path, Path]) -> None:
         with MllpClient("127.0.0.1", port, timeout=10, tls=context) as client:
             assert msa(client.request(message("TLS2")))[1:3] == ["AA", "TLS2"]
     assert stored(intake.store) == 2
+
+
+def err(ack: bytes) -> list[str]:
+    return next(s for s in ack.decode("latin-1").split("\r") if s.startswith("ERR")).split("|")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        message("MU1").replace(b"ORU^R01^ORU_R01", "ORU^µ".encode()),  # UTF-8, as declared
+        oru(obx(1, ALT, "42", "U/L"), message_id="MU1", charset="8859/1")
+        .replace("ORU^R01^ORU_R01", "ORU^ÿ")
+        .encode("latin-1"),
+    ],
+    ids=["micro-utf8", "y-diaeresis-latin1"],
+)
+def test_a_trigger_outside_ascii_is_acked_every_time(
+    intake: Intake, port: int, payload: bytes
+) -> None:
+    """µ and ÿ upper-case to letters outside Latin-1: the ACK used to fail after the commit,
+    and every resend had its connection dropped (a lock-step LIS stuck forever)."""
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        for _ in range(2):  # the resend is answered too, on the same connection
+            ack = client.request(payload)
+            assert msa(ack)[1:3] == ["AA", "MU1"]
+            assert ack.split(b"\r")[0].split(b"|")[8] == b"ACK"  # no trigger echoed
+        assert msa(client.request(message("AFTER2")))[1:3] == ["AA", "AFTER2"]
+    assert stored(intake.store, "MU1") == 1
+
+
+def test_unframed_bytes_with_a_utf16_bom_get_an_ae_and_the_connection_goes_on(
+    intake: Intake, port: int
+) -> None:
+    wide = codecs.BOM_UTF16_LE + message("WIDE1").decode().encode("utf-16-le") + b"\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(wide + b"\x1c\r" + frame(wide) + frame(message("GOOD2")))
+        replies = read_frames(sock, 3)
+    unframed, framed, good = replies  # each answered, neither of the first two to be resent
+    assert msa(unframed)[1] == "AE" and "no start block" in msa(unframed)[3]
+    assert err(unframed)[3:5] == ["100^Segment sequence error^HL70357", "E"]
+    assert msa(framed)[1] == "AE" and "byte-order mark" in msa(framed)[3]
+    assert err(framed)[2:5] == ["MSH^1^18", "102^Data type error^HL70357", "E"]
+    assert msa(good)[1:3] == ["AA", "GOOD2"]
+    assert stored(intake.store) == 1
+
+
+@pytest.mark.parametrize("charset", ["quopri", "punycode", "base64"])
+def test_an_msh18_naming_a_non_text_codec_is_an_ae_not_an_invitation_to_resend(
+    intake: Intake, port: int, charset: str
+) -> None:
+    payload = oru(obx(1, ALT, "42", "U/L"), message_id="CS1", charset=charset).encode()
+    with MllpClient("127.0.0.1", port, timeout=10) as client:
+        ack = client.request(payload)
+    assert msa(ack)[1:3] == ["AE", "CS1"]
+    assert err(ack)[2:4] == ["MSH^1^18", "102^Data type error^HL70357"]
+    assert "again" not in ack.decode("latin-1")
+    assert stored(intake.store) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 
 import click
@@ -71,13 +72,32 @@ def lis_simulator(feed: Path, host: str, port: int, page_size: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="The listener's address.")
 @click.option("--port", type=click.IntRange(1, 65535), required=True, help="The listener's port.")
 @click.option(
+    "--ca",
     "--tls-ca",
+    "ca",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Use TLS and trust this CA (PEM) for the listener's certificate.",
 )
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Client certificate (PEM) to present, for a listener that asks for one "
+    "(mutual TLS); needs --key. Implies TLS.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client certificate's private key (PEM).",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per ACK.")
 def mllp_send(
-    files: tuple[Path, ...], host: str, port: int, tls_ca: Path | None, timeout: float
+    files: tuple[Path, ...],
+    host: str,
+    port: int,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    timeout: float,
 ) -> None:
     """Send HL7 messages to an MLLP listener on one connection and print each ACK.
 
@@ -85,9 +105,16 @@ def mllp_send(
     its own, and the next one only after the ACK. Prints MSA-1 (AA, AE, AR), MSA-2 and
     MSA-3 per message; exits 1 when any message was not accepted (AA).
 
-    Example: trialbridge mllp-send /tmp/feed/0001_NTC00175470.hl7 --port 2575
+    With --ca (and --cert/--key for mutual TLS) the connection uses TLS.
+
+    Example: trialbridge mllp-send msg.hl7 --port 2575 --ca ca.pem --cert lis.pem --key lis.key
     """
-    context = Tls(ca=tls_ca).client_context() if tls_ca else None
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together")
+    try:
+        context = Tls(cert, key, ca).client_context() if ca or cert else None
+    except (ssl.SSLError, OSError) as exc:
+        raise click.ClickException(f"cannot load the TLS files (--ca/--cert/--key): {exc}") from exc
     refused = 0
     with cli_errors(), MllpClient(host, port, timeout=timeout, tls=context) as client:
         for path in message_files(files):

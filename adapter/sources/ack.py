@@ -110,7 +110,7 @@ def check_frame(
         return content_problem("101", "MSH^1^10", "MSH-10 (message control id) is empty")
     try:
         message = _normalised(payload)
-    except UnicodeError:  # a UTF-16/32 byte-order mark on bytes that are not UTF-16/32
+    except (UnicodeError, MessageError):  # a UTF-16/32 byte-order mark on other bytes
         return _wide_bom_problem()
     if _several_messages(message, header.separator):
         text = "the frame holds more than one message: send each message in a frame of its own"
@@ -139,10 +139,11 @@ def _no_header(payload: bytes) -> Problem:
         return _wide_bom_problem()
     text = "not an HL7 v2 message: the frame does not start with an MSH segment"
     try:
-        if normalise(payload[:3]) in (b"FHS", b"BHS"):
-            text = "a batch (FHS/BHS) cannot be sent over MLLP: send one message per frame"
-    except UnicodeError:
-        pass
+        batch = normalise(payload[:16])[:3] in (b"FHS", b"BHS")
+    except Exception:  # normalise() refused the bytes: not a batch either
+        batch = False
+    if batch:
+        text = "a batch (FHS/BHS) cannot be sent over MLLP: send one message per frame"
     return content_problem("100", "MSH^1", text)
 
 

@@ -60,6 +60,11 @@ class MllpClient:
         while not self._waiting:
             try:
                 chunk = self._sock.recv(65536)
+            except ssl.SSLError as exc:  # TLS 1.3: a refused client certificate shows here
+                raise SourceError(
+                    f"{self.where} ended the TLS session ({exc.reason or exc}): does it "
+                    "require a client certificate (--cert/--key) signed by its CA?"
+                ) from exc
             except OSError as exc:  # includes the timeout
                 raise SourceError(f"no reply from {self.where}: {exc}") from exc
             if not chunk:

@@ -55,7 +55,7 @@ def read_header(raw: bytes) -> Header | None:
     one (or its first bytes are a UTF-16/32 byte-order mark on bytes that do not decode)."""
     try:
         first = _first_line(raw)
-    except UnicodeError:  # normalise() could not decode a wide encoding: no MSH to read
+    except Exception:  # normalise() could not decode a wide encoding: no MSH to read
         return None
     text = first.decode("latin-1")
     if not text.startswith("MSH") or len(text) < 4:
