@@ -49,8 +49,8 @@ def _tool(name: str) -> str:
     return path
 
 
-def node_command() -> list[str]:
-    """The command that starts the server script: node, plus the flags its version needs."""
+def node_command(script: Path = SERVER_SCRIPT) -> list[str]:
+    """The command that starts a server script: node, plus the flags its version needs."""
     node = _tool("node")
     try:
         version = subprocess.run(
@@ -67,7 +67,7 @@ def node_command() -> list[str]:
     # @medplum/core touches WebSocket when imported; Node 20-21 only have it behind this flag
     # (Node 22+ has it by default).
     flags = ["--experimental-websocket"] if major < 22 else []
-    return [node, *flags, str(SERVER_SCRIPT)]
+    return [node, *flags, str(script)]
 
 
 def needs_install() -> bool:
@@ -125,7 +125,14 @@ class DevFhirServer:
     ``port=0`` lets the system pick a free port; ``base_url`` then says which. ``data`` keeps
     the store in a JSON file across restarts. The server's log goes to ``stderr`` when given
     (e.g. ``sys.stderr``), otherwise to a temporary file that is quoted if it fails to start.
+    ``require_auth`` (an issuer URL, e.g. :class:`adapter.dev_fhir.auth.DevAuthServer`'s)
+    makes every request but ``GET /metadata`` need a SMART access token from that issuer,
+    for ``audience`` (default: the server's own base URL), whose scopes allow it.
     """
+
+    script = SERVER_SCRIPT
+    ready_pattern = READY_PATTERN
+    what = "the dev FHIR server"
 
     def __init__(
         self,
@@ -136,7 +143,11 @@ class DevFhirServer:
         log_requests: bool = False,
         stderr: IO[str] | None = None,
         startup_timeout: float = 60.0,
+        require_auth: str | None = None,
+        audience: str | None = None,
     ) -> None:
+        self.require_auth = require_auth
+        self.audience = audience
         self.port = port
         self.host = host
         self.data = Path(data) if data is not None else None
@@ -151,9 +162,9 @@ class DevFhirServer:
 
     @property
     def base_url(self) -> str:
-        """The FHIR base, e.g. ``http://127.0.0.1:41234/fhir``."""
+        """The FHIR base, e.g. ``http://127.0.0.1:41234/fhir`` (the issuer, for the auth server)."""
         if self._base_url is None:
-            raise DevServerError("the dev FHIR server is not running: call start() first")
+            raise DevServerError(f"{self.what} is not running: call start() first")
         return self._base_url
 
     @property
@@ -165,11 +176,8 @@ class DevFhirServer:
         if self.running:
             return self
         ensure_installed()
-        command = [*node_command(), "--port", str(self.port), "--host", self.host]
-        if self.data is not None:
-            command += ["--data", str(self.data)]
-        if self.log_requests:
-            command.append("--log-requests")
+        command = [*node_command(self.script), "--port", str(self.port), "--host", self.host]
+        command += self._arguments()
         # With stdin a pipe we hold, the server exits on its own if this process dies.
         command.append("--exit-on-stdin-close")
         if self._stderr is None:
@@ -185,10 +193,23 @@ class DevFhirServer:
                 encoding="utf-8",
             )
         except OSError as exc:
-            raise DevServerError(f"cannot start the dev FHIR server ({command[0]}): {exc}") from exc
+            raise DevServerError(f"cannot start {self.what} ({command[0]}): {exc}") from exc
         self._base_url = self._wait_ready(self._process)
         self._session = requests.Session()
         return self
+
+    def _arguments(self) -> list[str]:
+        """The script's own options."""
+        arguments: list[str] = []
+        if self.data is not None:
+            arguments += ["--data", str(self.data)]
+        if self.log_requests:
+            arguments.append("--log-requests")
+        if self.require_auth is not None:
+            arguments += ["--require-auth", self.require_auth]
+        if self.audience is not None:
+            arguments += ["--audience", self.audience]
+        return arguments
 
     def _wait_ready(self, process: subprocess.Popen[str]) -> str:
         # A thread reads stdout so the wait can time out; it then keeps draining the pipe.
@@ -209,7 +230,7 @@ class DevFhirServer:
                 self._fail(f"did not report ready within {self.startup_timeout:.0f} s")
             if line is None:
                 self._fail(f"exited with status {process.wait()} before it was ready")
-            match = READY_PATTERN.match(line)
+            match = self.ready_pattern.match(line)
             if match:
                 return match.group("url")
 
@@ -217,7 +238,7 @@ class DevFhirServer:
         log = self._read_log()
         self.stop()
         detail = f":\n{log}" if log else ""
-        raise DevServerError(f"the dev FHIR server {what}{detail}")
+        raise DevServerError(f"{self.what} {what}{detail}")
 
     def _read_log(self) -> str:
         if self._log_file is None:

@@ -2,7 +2,7 @@
 // in-memory repository behind a small node:http launcher. Not for real patient data.
 //
 //   node --experimental-websocket server.mjs [--port 8080] [--host 127.0.0.1] [--data FILE]
-//        [--log-requests] [--exit-on-stdin-close]
+//        [--log-requests] [--exit-on-stdin-close] [--require-auth ISSUER [--audience AUD]]
 //
 // Prints exactly one line on stdout once it listens:  dev-fhir ready on http://HOST:PORT/fhir
 // (with --port 0 the system picks a free port, and that line says which). Logs go to stderr.
@@ -10,6 +10,10 @@
 // Endpoints: the FHIR API under /fhir, and POST /admin/reset (dev only) to empty the store.
 // With --data FILE the store is loaded from FILE at start and saved to it, atomically, after
 // every request that changed it.
+//
+// With --require-auth ISSUER every FHIR request but GET /metadata needs a SMART access token
+// from ISSUER whose scopes allow it (guard.mjs); AUD defaults to this server's base URL.
+// POST /admin/revoke-tokens (dev only) makes every token issued so far invalid.
 
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -17,13 +21,14 @@ import { parseArgs } from 'node:util';
 import { allOk, badRequest } from '@medplum/core';
 import { loadDefinitions } from './definitions.mjs';
 import { DevFhir, etagOf, notFoundOutcome, serverError } from './fhir.mjs';
+import { AuthRequired, Guard } from './guard.mjs';
 import { DevRepository } from './store.mjs';
 
 const BASE_PATH = '/fhir';
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
-function main() {
+async function main() {
   const { values: options } = parseArgs({
     options: {
       port: { type: 'string', default: '8080' },
@@ -31,6 +36,8 @@ function main() {
       data: { type: 'string' },
       'log-requests': { type: 'boolean', default: false },
       'exit-on-stdin-close': { type: 'boolean', default: false },
+      'require-auth': { type: 'string' },
+      audience: { type: 'string' },
     },
   });
   const port = Number(options.port);
@@ -43,7 +50,15 @@ function main() {
   const store = options.data ? new DataFile(options.data, repo) : undefined;
   store?.load();
   const fhir = new DevFhir(repo);
-  const app = new App({ fhir, repo, store, logRequests: options['log-requests'] });
+  let guard;
+  if (options['require-auth']) {
+    try {
+      guard = await Guard.discover(options['require-auth'], options.audience);
+    } catch (err) {
+      fail(`--require-auth ${options['require-auth']}: ${err.message}`);
+    }
+  }
+  const app = new App({ fhir, repo, store, guard, logRequests: options['log-requests'] });
 
   const server = createServer((req, res) => app.serve(req, res));
   server.keepAliveTimeout = 30_000;
@@ -126,8 +141,9 @@ class App {
   /** Requests run one at a time: a transaction never interleaves with anything. */
   #queue = Promise.resolve();
 
-  constructor({ fhir, repo, store, logRequests }) {
+  constructor({ fhir, repo, store, guard, logRequests }) {
     this.fhir = fhir;
+    this.guard = guard;
     this.repo = repo;
     this.store = store;
     this.logRequests = logRequests;
@@ -176,6 +192,10 @@ class App {
       });
       return send(res, 200, info('Store emptied'));
     }
+    if (url.pathname === '/admin/revoke-tokens' && method === 'POST' && this.guard) {
+      this.guard.revokeAll();
+      return send(res, 200, info('Every access token issued so far is revoked'));
+    }
     if (url.pathname !== BASE_PATH && !url.pathname.startsWith(`${BASE_PATH}/`)) {
       return send(res, 404, notFoundOutcome(`Nothing at ${url.pathname}: the FHIR API is under ${BASE_PATH}/`));
     }
@@ -194,6 +214,10 @@ class App {
       headers: req.headers,
       baseUrl: `http://${host}${BASE_PATH}`,
     };
+    const refused = await this.#authorise(request);
+    if (refused) {
+      return send(res, refused.status, refused.outcome, refused.headers);
+    }
     const result = await this.exclusive(async () => {
       try {
         return await this.fhir.dispatch(request);
@@ -202,6 +226,23 @@ class App {
       }
     });
     return this.#respond(req, res, request, result, pretty);
+  }
+
+  /** Undefined when the request may go on; else the refusal to send (401 or 403). */
+  async #authorise(request) {
+    if (!this.guard || (request.method === 'GET' && request.url.split('?')[0] === '/metadata')) {
+      return undefined;
+    }
+    try {
+      const granted = await this.guard.scopes(request.headers, request.baseUrl);
+      const missing = this.guard.missing(granted, request);
+      if (missing.length === 0) return undefined;
+      const text = `The access token's scopes do not allow this request: missing ${[...new Set(missing)].join(', ')}`;
+      return { status: 403, outcome: forbidden(text), headers: {} };
+    } catch (err) {
+      if (!(err instanceof AuthRequired)) throw err;
+      return { status: 401, outcome: forbidden(err.message, 'login'), headers: { 'WWW-Authenticate': err.wwwAuthenticate } };
+    }
   }
 
   #respond(req, res, request, { status, outcome, resource }, pretty) {
@@ -271,9 +312,13 @@ function badRequestOutcome(text) {
   return badRequest(text);
 }
 
+function forbidden(text, code = 'forbidden') {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] };
+}
+
 function info(text) {
   return { ...allOk, issue: [{ severity: 'information', code: 'informational', details: { text } }] };
 }
 
 
-main();
+await main();
