@@ -140,9 +140,9 @@ ASK = PatientQuery(
 
 
 def test_the_qry_query() -> None:
-    text = build_query(DIALECT, ASK, datetime(2024, 1, 16, tzinfo=CST)).decode()
+    text = build_query(DIALECT, ASK, datetime(2024, 1, 16, tzinfo=CST), control_id="M1").decode()
     msh, qrd, qrf, _ = text.split("\r")
-    assert msh.split("|")[8:12] == ["QRY^R02^QRY_R02", "Q1", "P", "2.4"]
+    assert msh.split("|")[8:12] == ["QRY^R02^QRY_R02", "M1", "P", "2.4"]
     assert qrd == "QRD|20240116000000+0800|R|I|Q1|||9999^RD|MRN001^^^^^^^^NTCH|RES|ALL"
     assert qrf == "QRF|NTC-LIS|20240101000000+0800|20240116000000+0800|||REP|ANY|ALL"
 
@@ -150,13 +150,13 @@ def test_the_qry_query() -> None:
 def test_a_response_becomes_one_oru_per_order() -> None:
     response = (
         b"MSH|^~\\&|NTC-LIS|NTCH|TRIALBRIDGE||20240116||ORF^R04^ORF_R04|R1|P|2.4\r"
-        b"MSA|AA|Q1\rQRD|x\rQRF|y\r"
+        b"MSA|AA|M1\rQRD|x|||Q1\rQRF|y\r"
         b"PID|1||MRN001^^^NTCH^MR\rPV1|1|O\r"
         b"ORC|RE|P1|F1\rOBR|1|P1|F1|LFT|||20240110080000+0800\rOBX|1|NM|ALT^ALT^L||42|U/L\r"
         b"OBR|2|P2|F2|TB|||20240110080000+0800\rOBX|1|NM|TBIL^TBIL^L||1.2|mg/dL\rNTE|1||note\r"
         b"DSC|2|I\r"
     )
-    answer = read_answer(response, "Q1")
+    answer = read_answer(response, "M1", "Q1")
     assert answer.continuation == "2"
     first, second = (m.decode().split("\r") for m in answer.messages)
     assert first[0].split("|")[2:4] == ["NTC-LIS", "NTCH"]
@@ -164,7 +164,9 @@ def test_a_response_becomes_one_oru_per_order() -> None:
     assert first[0].split("|")[8] == "ORU^R01^ORU_R01"
     assert [s[:3] for s in first] == ["MSH", "PID", "PV1", "ORC", "OBR", "OBX", ""]
     assert [s[:3] for s in second] == ["MSH", "PID", "PV1", "OBR", "OBX", "NTE", ""]
-    assert read_answer(response, "Q1").messages == answer.messages  # same ids when asked again
+    assert (
+        read_answer(response, "M1", "Q1").messages == answer.messages
+    )  # same ids when asked again
     assert len({m.split(b"\r")[0].split(b"|")[9] for m in answer.messages}) == 2
     assert parse_bytes(answer.messages[1])[0].report is not None
 
@@ -172,15 +174,20 @@ def test_a_response_becomes_one_oru_per_order() -> None:
 @pytest.mark.parametrize(
     ("response", "says"),
     [
-        (b"MSH|^~\\&|L||||x||ACK^R02|1|P|2.4\rMSA|AR|Q1|unknown query\r", "unknown query"),
-        (b"MSH|^~\\&|L||||x||RSP^Z02|1|P|2.5\rMSA|AA|Q1\rQAK|Q1|AE\r", "QAK-2 AE"),
-        (b"MSH|^~\\&|L||||x||ORF^R04|1|P|2.4\rMSA|AA|Q0\r", "not Q1"),
+        (b"MSH|^~\\&|L||||x||ACK^R02|1|P|2.4\rMSA|AR|M1|unknown query\r", "unknown query"),
+        (b"MSH|^~\\&|L||||x||RSP^Z02|1|P|2.5\rMSA|AA|M1\rQAK|Q1|AE\r", "QAK-2 AE"),
+        # an answer to another message (an earlier page's request), or to none
+        (b"MSH|^~\\&|L||||x||ORF^R04|1|P|2.4\rMSA|AA|M0\r", "message M0, not to M1"),
+        (b"MSH|^~\\&|L||||x||ORF^R04|1|P|2.4\rMSA|AA\r", "MSA-2 is empty"),
+        # an answer to the request, but about another query
+        (b"MSH|^~\\&|L||||x||RSP^Z02|1|P|2.5\rMSA|AA|M1\rQAK|Q0|OK\r", "query Q0.*QAK-1"),
+        (b"MSH|^~\\&|L||||x||ORF^R04|1|P|2.4\rMSA|AA|M1\rQRD|x|R|I|Q0\r", "QRD-4"),
         (b"hello", "not an HL7"),
     ],
 )
 def test_a_refusal_is_a_query_error(response: bytes, says: str) -> None:
     with pytest.raises(QueryError, match=says):
-        read_answer(response, "Q1")
+        read_answer(response, "M1", "Q1")
 
 
 def test_the_simulator_refuses_what_is_not_a_query() -> None:

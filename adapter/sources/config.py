@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,13 @@ class QueryConfig:
     overlap_minutes: float = 5.0  # each query starts this long before the watermark
     max_pages: int = 100
     forced_charset: str | None = None
+    where_subject: str = ""  # QRF-1 (qry); empty: lis_application, else LAB
+    # The reconciliation pull (docs/operations/lis-query.md): every subject's whole window
+    # (or the last reconcile_lookback_days) once every reconcile_every_hours (0: never),
+    # on a grid anchored at reconcile_at (HH:MM, the study's time zone).
+    reconcile_every_hours: float = 24.0
+    reconcile_at: time = time(2, 0)
+    reconcile_lookback_days: float = 0.0  # 0: from the subject's first visit window
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +258,9 @@ def _query(r: _Reader) -> QueryConfig:
     protocol = r.text("protocol", "qry").lower()
     if protocol not in ("qry", "qbp"):
         raise r.fail("protocol", "must be 'qry' (QRY^R02/ORF^R04) or 'qbp' (QBP/RSP)")
+    query_name = r.text("query_name", DEFAULT_QUERY_NAME)
+    if protocol == "qbp" and not query_name:
+        raise r.fail("query_name", f"must name the query for QPD-1 (e.g. {DEFAULT_QUERY_NAME})")
     authorities = r.value("authorities", [])
     if isinstance(authorities, str):
         authorities = [a for a in authorities.split(",") if a.strip()]
@@ -261,7 +272,7 @@ def _query(r: _Reader) -> QueryConfig:
         tls=r.tls(),
         protocol=protocol,
         version=r.text("version", "") or ("2.4" if protocol == "qry" else "2.5.1"),
-        query_name=r.text("query_name", DEFAULT_QUERY_NAME),
+        query_name=query_name,
         application=r.text("application", "TRIALBRIDGE"),
         facility=r.text("facility", ""),
         lis_application=r.text("lis_application", ""),
@@ -272,6 +283,10 @@ def _query(r: _Reader) -> QueryConfig:
         overlap_minutes=r.number("overlap_minutes", 5.0),
         max_pages=int(r.number("max_pages", 100, minimum=1)),
         forced_charset=r.text("forced_charset", "") or None,
+        where_subject=r.text("where_subject", ""),
+        reconcile_every_hours=r.number("reconcile_every_hours", 24.0),
+        reconcile_at=r.time_of_day("reconcile_at", time(2, 0)),
+        reconcile_lookback_days=r.number("reconcile_lookback_days", 0.0),
     )
 
 
@@ -330,6 +345,17 @@ class _Reader:
         if number != int(number):
             raise self.fail(key, f"must be a whole number, not {number:g}")
         return int(number)
+
+    def time_of_day(self, key: str, default: time) -> time:
+        value = self.value(key, default)
+        if isinstance(value, time):
+            return value
+        if isinstance(value, int) and 0 <= value < 24 * 60:  # YAML reads 02:00 as minutes
+            return time(value // 60, value % 60)
+        try:
+            return time.fromisoformat(str(value).strip())
+        except ValueError:
+            raise self.fail(key, f"must be a time of day HH:MM, not {value!r}") from None
 
     def port(self, key: str, default: int) -> int:
         port = self.number(key, default)

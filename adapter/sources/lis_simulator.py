@@ -6,6 +6,13 @@ new files on each query, or added with :meth:`LisSimulator.add`) and answers ``Q
 time (OBR-22, else OBR-7, else MSH-7) is in ``[since, until)``, ``page_size`` messages per
 answer with a DSC continuation pointer. Anything else gets an AR acknowledgement.
 :meth:`LisSimulator.answer` is the pure core; :meth:`LisSimulator.serve` the asyncio server.
+
+It is as strict as a strict LIS where TrialBridge could go wrong: a query whose MSH-10 it has
+seen before is refused (AR: a LIS that discards duplicate control ids), and so is a QRY^R02
+without QRF-1 (required in v2.4). Every query's MSH-10 is kept in :attr:`control_ids`.
+A result :meth:`LisSimulator.add`-ed later than its report time is a result the lab released
+late (or back-dated): it is answered from then on, to any query whose window holds its
+report time.
 """
 
 from __future__ import annotations
@@ -61,6 +68,11 @@ class LisSimulator:
         self.application, self.facility = application, facility
         self.tz = tz
         self.queries = 0
+        self.control_ids: list[str] = []  # MSH-10 of every query answered or refused
+        self.requests: list[bytes] = []  # every query as received
+        # A LIS killed mid-pull: after this many queries answered, connections are dropped
+        # without an answer (None: never).
+        self.drop_after: int | None = None
         self.port: int | None = None
         self.ready = threading.Event()
         self._held: list[_Held] = []
@@ -116,7 +128,17 @@ class LisSimulator:
         if header is None or header.message_type not in ("QRY", "QBP"):
             problem = Problem("AR", "200", "MSH^1^9", "only QRY^R02 and QBP queries are answered")
             return build_ack(header, self._ids(), moment, problem)
-        ask = _read_ask(normalise(request).decode("latin-1"), header, self.tz)
+        self.requests.append(request)
+        seen = header.control_id in self.control_ids
+        self.control_ids.append(header.control_id)
+        if seen or not header.control_id:
+            problem = Problem("AR", "207", "MSH^1^10", "MSH-10 is empty or was used before")
+            return build_ack(header, self._ids(), moment, problem)
+        text = normalise(request).decode("latin-1")
+        if header.message_type == "QRY" and not _qrf_where(text, header.separator):
+            problem = Problem("AR", "101", "QRF^1^1", "QRF-1 (where subject filter) is required")
+            return build_ack(header, self._ids(), moment, problem)
+        ask = _read_ask(text, header, self.tz)
         if ask is None:
             problem = Problem("AE", "101", "", "the query names no patient or no time window")
             return build_ack(header, self._ids(), moment, problem)
@@ -189,6 +211,8 @@ class LisSimulator:
                 for item in decoder.feed(data):
                     if isinstance(item, BadFrame):
                         continue
+                    if self.drop_after is not None and self.queries >= self.drop_after:
+                        return  # killed: the connection closes with the query unanswered
                     await asyncio.to_thread(self.rescan)
                     writer.write(frame(self.answer(item)))
                 await writer.drain()
@@ -215,6 +239,11 @@ def _report_time(segments: list[str], header: Header, tz: timezone) -> datetime:
                 if found is not None:
                     return found
     return parse_ts(header.field(7), tz) or datetime.now(UTC)
+
+
+def _qrf_where(text: str, separator: str) -> str:
+    qrf = next((s for s in text.split("\r") if s.startswith("QRF")), "")
+    return _fields(qrf, separator, 1).strip()
 
 
 def _read_ask(text: str, header: Header, tz: timezone) -> _Ask | None:

@@ -9,6 +9,16 @@ Two dialects (``sources.query.protocol``):
 
 Either way a long answer is paged with DSC-1 (continuation pointer), asked again with a DSC.
 
+Every message sent has its own MSH-10, the first query and each continuation alike; the query
+itself is named by its query tag (QRD-4 / QPD-2), which the continuations repeat (HL7 v2.4
+section 2.15.4, v2.5.1 section 5.6.3). A reply is matched on MSA-2 (the MSH-10 of the request
+just sent) and on the query it answers: QAK-1 (RSP) or the echoed QRD-4 (ORF), when present.
+A LIS that discards duplicate control ids would otherwise drop the follow-up pages.
+
+Every required field of the query's declared version is filled (``check --conformance``
+accepts it): QRF-1, the "where subject filter" (the department the query pertains to, v2.4
+section 2.24.5.1), is ``where_subject``, by default the LIS's application or ``LAB``.
+
 Responses are split into one ORU^R01 per patient and order group (PID with its PD1/PV1,
 then ORC/OBR with their OBX/NTE...), so the rest of the flow sees the same messages a
 listener would. The ORU's MSH-10 is derived from its content (``Q`` + 19 hex of sha256) and
@@ -29,6 +39,7 @@ PATIENT_SEGMENTS = ("PID", "PD1", "PV1", "PV2", "NK1")
 SKIPPED_SEGMENTS = ("MSA", "ERR", "QAK", "QRD", "QRF", "QPD", "RCP", "DSC", "SFT")
 ORDER_STARTS = ("ORC", "OBR")
 PAGE_LIMIT = 9999  # results asked for in one response (QRD-7 / RCP-2)
+DEFAULT_WHERE_SUBJECT = "LAB"  # QRF-1 when nothing better is known: the laboratory
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,12 @@ class Dialect:
     facility: str = ""
     lis_application: str = ""
     lis_facility: str = ""
+    where_subject: str = ""  # QRF-1; empty: lis_application, else LAB
+
+    @property
+    def qrf_where(self) -> str:
+        """QRF-1, which v2.4 requires: never empty."""
+        return self.where_subject or self.lis_application or DEFAULT_WHERE_SUBJECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +69,19 @@ class PatientQuery:
     authority: str
     since: datetime
     until: datetime
-    query_id: str  # QRD-4 / QPD-2, also the query's MSH-10
+    query_id: str  # QRD-4 / QPD-2 (the query tag), the same in every continuation
 
 
 def build_query(
-    dialect: Dialect, query: PatientQuery, now: datetime, continuation: str = ""
+    dialect: Dialect,
+    query: PatientQuery,
+    now: datetime,
+    *,
+    control_id: str,
+    continuation: str = "",
 ) -> bytes:
-    """The query message (Latin-1 bytes; identifiers are ASCII in practice)."""
+    """The query message (Latin-1 bytes; identifiers are ASCII in practice), ``control_id``
+    its MSH-10: a new one for every message, continuations included."""
     if dialect.protocol == "qbp":
         body = _qbp(dialect, query)
         message_type = "QBP^Z01^QBP_Q11"
@@ -76,7 +99,7 @@ def build_query(
             format_ts(now),
             "",
             message_type,
-            query.query_id,
+            escape(control_id),
             "P",
             dialect.version,
         ]
@@ -97,7 +120,7 @@ def _qry(query: PatientQuery, now: datetime, dialect: Dialect) -> list[str]:
     who = _who(query, 9)  # QRD-8 is an XCN: ID ^ ... ^ assigning authority (XCN-9)
     qrd = f"QRD|{format_ts(now)}|R|I|{query.query_id}|||{PAGE_LIMIT}^RD|{who}|RES|ALL"
     window = f"{format_ts(query.since)}|{format_ts(query.until)}"
-    qrf = f"QRF|{dialect.lis_application}|{window}|||REP|ANY|ALL"
+    qrf = f"QRF|{escape(dialect.qrf_where)}|{window}|||REP|ANY|ALL"
     return [qrd, qrf]
 
 
@@ -115,16 +138,18 @@ class Answer:
     continuation: str  # DSC-1; empty when this was the last page
 
 
-def read_answer(raw: bytes, query_id: str) -> Answer:
-    """The ORU^R01 messages in an ORF^R04 or RSP response; :class:`QueryError` when the LIS
-    refused the query or answered something else."""
+def read_answer(raw: bytes, control_id: str, query_id: str) -> Answer:
+    """The ORU^R01 messages in an ORF^R04 or RSP response to the request whose MSH-10 was
+    ``control_id``, for the query tagged ``query_id``; :class:`QueryError` when the LIS
+    refused the query or answered something else (or another request)."""
     data = normalise(raw)
     header = read_header(data)
     if header is None:
         raise QueryError("the LIS answered with something that is not an HL7 message")
     segments = data.decode("latin-1").split("\r")
     fields = {s[:3]: s.split(header.separator) for s in reversed(segments)}
-    _check_status(header, fields, query_id)
+    _check_status(header, fields)
+    _check_match(fields, control_id, query_id)
     continuation = _field(fields.get("DSC"), 1)
     groups = _groups(segments[1:], header.separator)
     return Answer(tuple(_oru(header, p, o) for p, o in groups), continuation)
@@ -134,7 +159,7 @@ def _field(fields: list[str] | None, number: int) -> str:
     return fields[number].strip() if fields is not None and len(fields) > number else ""
 
 
-def _check_status(header: Header, fields: dict[str, list[str]], query_id: str) -> None:
+def _check_status(header: Header, fields: dict[str, list[str]]) -> None:
     msa = fields.get("MSA")
     code = _field(msa, 1).upper()
     if code not in ("AA", "CA"):
@@ -142,12 +167,36 @@ def _check_status(header: Header, fields: dict[str, list[str]], query_id: str) -
         raise QueryError(f"the LIS refused the query (MSA-1 {code or 'missing'}): {text}")
     if header.message_type not in ("ORF", "RSP"):
         raise QueryError(f"the LIS answered {header.field(9)}, not ORF^R04 or RSP")
-    answered = _field(msa, 2)
-    if answered and answered != query_id:
-        raise QueryError(f"the answer is to query {answered}, not {query_id} (MSA-2)")
     status = _field(fields.get("QAK"), 2).upper()
     if status not in ("", "OK", "NF"):
         raise QueryError(f"the LIS could not answer the query (QAK-2 {status})")
+
+
+def _check_match(fields: dict[str, list[str]], control_id: str, query_id: str) -> None:
+    """The reply is to the request just sent (MSA-2 = its MSH-10, required) and to this
+    query (QAK-1 / the echoed QRD-4 = the query tag, when the LIS sends them)."""
+    answered = _field(fields.get("MSA"), 2)
+    if answered != control_id:
+        raise QueryError(
+            f"the answer is to message {answered or '(none: MSA-2 is empty)'}, not to "
+            f"{control_id}, the request just sent (MSA-2); the LIS must echo MSH-10 in MSA-2"
+        )
+    for segment, number, name in (("QAK", 1, "QAK-1"), ("QRD", 4, "QRD-4")):
+        tag = _field(fields.get(segment), number)
+        if tag and tag != query_id:
+            raise QueryError(f"the answer is to query {tag}, not {query_id} ({name})")
+
+
+def answered_id(raw: bytes) -> str:
+    """MSA-2 of a reply (the MSH-10 it answers), empty when there is none."""
+    data = normalise(raw)
+    header = read_header(data)
+    if header is None:
+        return ""
+    for segment in data.decode("latin-1").split("\r"):
+        if segment.startswith("MSA"):
+            return _field(segment.split(header.separator), 2)
+    return ""
 
 
 def _groups(segments: list[str], separator: str) -> list[tuple[list[str], list[str]]]:
