@@ -120,6 +120,13 @@ def attention(status: Status, data: Mapping[str, Any]) -> list[str]:
             )
     for name, source in data["sources"].items():
         found += _source_attention(name, source)
+    for name, record in data["reconciliation"].items():
+        if missed := (record.get("missed") or 0) + (record.get("pending_missed") or 0):
+            found.append(
+                f"LIS reconciliation {name}: its last run found {missed} result(s) the "
+                "incremental pull had missed (released late or back-dated by the LIS; "
+                "docs/operations/lis-query.md)"
+            )
     if q["dead_letters"]:
         found.append(
             f"{q['dead_letters']} dead letter(s): the FHIR server refused them "
