@@ -1,4 +1,7 @@
-"""The file drop over real files into a real SQLite store."""
+"""The file drop over real files into a real SQLite store: completeness (marker, stable),
+batches, the record that keeps a file from being read twice, and what happens to a file
+once taken (deleted by default, archived when asked). Robustness (bad files, partial files,
+blocked folders, limits) is in test_filedrop_robust.py."""
 
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+ARCHIVED = {"archive_days": 30}
+
+
 def drop(tmp_path: Path, **options: object) -> FileDropSource:
     config = FileDropConfig(enabled=True, directory=tmp_path / "drop", **options)  # type: ignore[arg-type]
     config.directory.mkdir(exist_ok=True)
@@ -47,7 +53,7 @@ def drop(tmp_path: Path, **options: object) -> FileDropSource:
 
 
 def test_only_files_of_stable_size_are_taken_then_moved(intake: Intake, tmp_path: Path) -> None:
-    source = drop(tmp_path)
+    source = drop(tmp_path, settle_seconds=0, **ARCHIVED)
     folder = source.config.directory
     (folder / "a.hl7").write_text(message("A1"))
     assert source.poll(intake) == 0  # seen once: maybe still being written
@@ -63,8 +69,20 @@ def test_only_files_of_stable_size_are_taken_then_moved(intake: Intake, tmp_path
     assert names(folder) == ["archive"]
 
 
-def test_with_markers_only_marked_files_are_taken(intake: Intake, tmp_path: Path) -> None:
+def test_by_default_a_taken_file_is_deleted_and_nothing_is_archived(
+    intake: Intake, tmp_path: Path
+) -> None:
     source = drop(tmp_path, complete_when="marker")
+    folder = source.config.directory
+    (folder / "a.hl7").write_text(message("A1") + message("X1", mrn="X9"))  # X9: not enrolled
+    (folder / "a.hl7.done").touch()
+    assert source.poll(intake) == 2
+    assert rows(intake) == 1 and names(folder) == []  # no archive/ either
+    assert source.health()["archive_files"] == 0
+
+
+def test_with_markers_only_marked_files_are_taken(intake: Intake, tmp_path: Path) -> None:
+    source = drop(tmp_path, complete_when="marker", **ARCHIVED)
     folder = source.config.directory
     (folder / "a.hl7").write_text(message("A1"))
     (folder / "b.hl7").write_text(message("B1"))
@@ -77,7 +95,7 @@ def test_with_markers_only_marked_files_are_taken(intake: Intake, tmp_path: Path
 def test_a_batch_file_is_split_and_unreadable_files_go_to_error(
     intake: Intake, tmp_path: Path
 ) -> None:
-    source = drop(tmp_path, complete_when="marker")
+    source = drop(tmp_path, complete_when="marker", **ARCHIVED)
     folder = source.config.directory
     batch = "FHS|^~\\&\rBHS|^~\\&\r" + message("B1") + message("B2") + message("B3", "X9")
     (folder / "batch.hl7").write_text(batch + "BTS|3\rFTS|1\r")
@@ -87,13 +105,13 @@ def test_a_batch_file_is_split_and_unreadable_files_go_to_error(
     assert source.poll(intake) == 3
     assert rows(intake) == 2  # the third patient is not enrolled
     assert names(folder / "archive") == ["batch.hl7", "batch.hl7.done"]
-    assert names(folder / "error") == ["junk.hl7", "junk.hl7.done"]
+    assert names(folder / "error") == ["junk.hl7", "junk.hl7.done", "junk.hl7.reason"]
 
 
 def test_a_crash_between_commit_and_move_does_not_read_the_file_twice(
     intake: Intake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = drop(tmp_path, complete_when="marker")
+    source = drop(tmp_path, complete_when="marker", **ARCHIVED)
     folder = source.config.directory
     (folder / "a.hl7").write_text(message("A1"))
     (folder / "a.hl7.done").touch()
@@ -101,7 +119,7 @@ def test_a_crash_between_commit_and_move_does_not_read_the_file_twice(
     def crash(path: Path, destination: str) -> None:
         raise SystemExit("killed after the commit, before the move")
 
-    monkeypatch.setattr(source, "_move", crash)
+    monkeypatch.setattr(source, "_dispose", crash)
     with pytest.raises(SystemExit):
         source.poll(intake)
     assert rows(intake) == 1 and "a.hl7" in names(folder)
@@ -111,7 +129,7 @@ def test_a_crash_between_commit_and_move_does_not_read_the_file_twice(
     monkeypatch.setattr(
         intake, "accept", lambda batch: accepted.append(len(batch)) or original(batch)
     )
-    restarted = drop(tmp_path, complete_when="marker")
+    restarted = drop(tmp_path, complete_when="marker", **ARCHIVED)
     assert restarted.poll(intake) == 0
     assert accepted == []  # moved, not read into the inbox again
     assert names(folder / "archive") == ["a.hl7", "a.hl7.done"]
@@ -121,7 +139,7 @@ def test_a_crash_between_commit_and_move_does_not_read_the_file_twice(
 def test_a_file_dropped_again_under_the_same_name_is_a_new_file(
     intake: Intake, tmp_path: Path
 ) -> None:
-    source = drop(tmp_path, complete_when="marker")
+    source = drop(tmp_path, complete_when="marker", **ARCHIVED)
     folder = source.config.directory
     for control_id in ("A1", "A2"):
         (folder / "a.hl7").write_text(message(control_id))

@@ -19,6 +19,7 @@ from adapter.config import DEFAULT_CONFIG, ROOT, config_section
 from adapter.errors import ConfigError
 
 DEFAULT_DROP = ROOT / "var" / "drop"
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024  # a day of a busy LIS is a few MB
 DEFAULT_QUERY_NAME = "Z01^Lab results since^L"
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
@@ -56,13 +57,16 @@ class Tls:
 class FileDropConfig:
     enabled: bool = False
     directory: Path = DEFAULT_DROP
-    archive: Path | None = None  # default: <directory>/archive
-    error: Path | None = None  # default: <directory>/error
+    archive: Path | None = None  # default: <directory>/archive (a folder inside directory)
+    error: Path | None = None  # default: <directory>/error (a folder inside directory)
     pattern: str = "*.hl7"
-    complete_when: str = "stable"  # stable (same size and mtime on two polls) | marker
+    complete_when: str = "stable"  # marker (NAME.done next to it: recommended) | stable
     marker_suffix: str = ".done"
     poll_seconds: float = 10.0
     max_files_per_poll: int = 200
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger files go to error/ unread
+    settle_seconds: float = 300.0  # stable mode: a taken file stays this long, unchanged
+    archive_days: float = 0.0  # 0: a taken file is deleted; N: kept in archive/ N days
 
     @property
     def archive_dir(self) -> Path:
@@ -194,7 +198,7 @@ def _file_drop(r: _Reader) -> FileDropConfig:
     complete = r.text("complete_when", "stable")
     if complete not in ("stable", "marker"):
         raise r.fail("complete_when", "must be 'stable' or 'marker'")
-    return FileDropConfig(
+    config = FileDropConfig(
         enabled=r.flag("enabled"),
         directory=r.path("directory") or DEFAULT_DROP,
         archive=r.path("archive"),
@@ -204,7 +208,24 @@ def _file_drop(r: _Reader) -> FileDropConfig:
         marker_suffix=r.text("marker_suffix", ".done"),
         poll_seconds=r.number("poll_seconds", 10.0),
         max_files_per_poll=int(r.number("max_files_per_poll", 200, minimum=1)),
+        max_file_bytes=int(r.number("max_file_bytes", DEFAULT_MAX_FILE_BYTES, minimum=1024)),
+        settle_seconds=r.number("settle_seconds", 300.0),
+        archive_days=r.number("archive_days", 0.0),
     )
+    for key, folder in (("archive", config.archive_dir), ("error", config.error_dir)):
+        _inside_drop(r, key, folder, config.directory)
+    return config
+
+
+def _inside_drop(r: _Reader, key: str, folder: Path, directory: Path) -> None:
+    """archive/ and error/ are real folders inside the drop folder: files are moved there by
+    rename (atomic, same file system), and never through a link to somewhere else."""
+    real_parent = folder.parent.resolve()
+    inside = directory.resolve()
+    if real_parent != inside and not real_parent.is_relative_to(inside):
+        raise r.fail(key, f"({folder}) must be a folder inside the drop folder ({directory})")
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise r.fail(key, f"({folder}) must be a real folder, not a symbolic link or a file")
 
 
 def _mllp(r: _Reader) -> MllpConfig:
