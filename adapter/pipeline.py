@@ -240,6 +240,7 @@ class PushSummary:
     messages: int = 0
     pushed: int = 0
     refused: int = 0
+    quarantined: int = 0  # ... of the refused and failed: set aside (trialbridge quarantine)
     failed: int = 0
     observations: int = 0
     held: int = 0

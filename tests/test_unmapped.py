@@ -21,7 +21,7 @@ from adapter.fhir_client import FhirClient
 from adapter.mappings import DEFAULT_MAPPINGS_DIR, load_mappings
 from adapter.pipeline import translate
 from adapter.store import held_row, open_store
-from adapter.store.schema import held_results, messages, outbox
+from adapter.store.schema import held_results, messages, outbox, quarantine
 from adapter.trial.enrolment import EnrolledSubject
 from tests.messages import ALP, ALT, obx, oru
 
@@ -191,14 +191,14 @@ def test_nothing_identifying_is_stored_outside_the_raw_message(
     with open_store(own_state_store) as store, store.engine.connect() as conn:
         cells = [
             str(value)
-            for table in (messages, held_results)  # the registry alone holds the MRN
+            for table in (messages, held_results, quarantine)  # the registry alone holds the MRN
             for row in conn.execute(select(table))
             for name, value in row._mapping.items()
             if name != "raw"
         ]
         tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
         registry = {"subjects", "subject_identifiers", "subject_infusions", "source_state"}
-        service = {"outbox", "dead_letters", "leases", "job_runs"}
+        service = {"outbox", "dead_letters", "leases", "job_runs", "quarantine"}
         assert {t for (t,) in tables} == {"alembic_version", "messages", "held_results"} | (
             registry | service
         )

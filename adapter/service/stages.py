@@ -11,6 +11,13 @@ them, so there is one code path from the inbox to the FHIR server.
   (:mod:`adapter.lifecycle`) and sends it. A connection error, 429 or 5xx schedules the
   transaction again with exponential backoff and jitter (Retry-After honoured) and holds
   back that subject's later ones; any other 4xx makes it a dead letter.
+
+Bad input never stops the flow (issue 12): whatever goes wrong with one message — a project
+error or any other exception, while translating, writing its outcome or pushing it — sets
+that message alone aside in the quarantine (:mod:`adapter.service.quarantine` says what is
+recorded), and the rest of the batch and every later batch go on. A quarantined result
+message holds back its subject's later transactions until it is retried or discarded, so
+each subject's results still reach the server in the order they were received.
 """
 
 from __future__ import annotations
@@ -29,24 +36,28 @@ from typing import Any
 
 import orjson
 import simplejson
+from sqlalchemy.exc import DataError, IntegrityError
 
 from adapter.build.subject import subject_transaction
 from adapter.config import Settings
-from adapter.errors import FhirError, TrialBridgeError
+from adapter.errors import FhirError, StoreError
 from adapter.fhir_client import FhirClient
 from adapter.lifecycle import reconcile, remember, stored_for
+from adapter.logs import get_logger
 from adapter.mappings import MappingSet
 from adapter.pipeline import PushSummary, Translation, death_date, outcome_of, translate
 from adapter.service import metrics
 from adapter.service.config import ServiceConfig
 from adapter.service.plan import Backoff, next_attempt, pick_due, retryable, split_bundle
+from adapter.service.quarantine import Fault, carries_results, fault_of, refusal
 from adapter.store import REFUSED, Outcome
-from adapter.store.schema import RESULTS, SUBJECT
+from adapter.store.schema import PROCESS_STAGE, PUSH_STAGE, RESULTS, SUBJECT
 from adapter.store.service import (
     Death,
     InboxMessage,
     OutboxRow,
     Processed,
+    Quarantined,
     Queued,
     ServiceStore,
 )
@@ -54,6 +65,7 @@ from adapter.trial.gate import Gate
 from adapter.trial.registry import Registry
 
 _ALL = metrics.ALL_SOURCES
+log = get_logger(__name__)
 
 
 def new_holder() -> str:
@@ -84,40 +96,87 @@ class Stages:
     # Process: inbox -> outbox ----------------------------------------------------------
 
     def process_inbox(self, batch_size: int, summary: PushSummary | None = None) -> int:
-        """Process up to ``batch_size`` received messages; how many were claimed."""
+        """Process up to ``batch_size`` received messages; how many were claimed.
+
+        A message that fails is set aside with its batch's outcome. Should writing the
+        batch's outcome itself fail for a reason of one message's (a value the database
+        refuses), the batch is processed again one message at a time, and the one that
+        cannot be written is set aside alone. A store that is down stops the job (it is
+        tried again at the next run) and sets nothing aside.
+        """
         summary = summary if summary is not None else PushSummary()
         registry = self.registry
         gate = Gate(registry.study, registry.index()) if registry else None
-        with self.store.claim_inbox(batch_size) as claim:
-            parts = [self._process(message, gate, summary) for message in claim.messages]
-            claim.finish(_merged(parts), self.store.now())
+        attempt = PushSummary()
+        try:
+            with self.store.claim_inbox(batch_size) as claim:
+                parts = [self._process(message, gate, attempt) for message in claim.messages]
+                claim.finish(_merged(parts), self.store.now())
+        except Exception as exc:
+            if batch_size == 1 or not _one_message(exc):
+                raise
+            return sum(self._process_alone(gate, summary) for _ in range(batch_size))
+        summary.add(attempt)
         return len(claim.messages)
 
+    def _process_alone(self, gate: Gate | None, summary: PushSummary) -> int:
+        """Claim and process one message in a transaction of its own; set it aside alone
+        when its outcome cannot be written. How many were claimed (0 or 1)."""
+        claimed: list[InboxMessage] = []
+        attempt = PushSummary()
+        try:
+            with self.store.claim_inbox(1) as claim:
+                claimed = claim.messages
+                processed = _merged([self._process(m, gate, attempt) for m in claimed])
+                claim.finish(processed, self.store.now())
+        except Exception as exc:
+            if not claimed or not _one_message(exc):
+                raise
+            message = claimed[0]
+            entry = self._entry(message, fault_of(exc), gate, PROCESS_STAGE)
+            self.store.quarantine_alone(entry, entry.reason)
+            _count_quarantined(entry, summary, self._source(message))
+            return 1
+        summary.add(attempt)
+        return len(claimed)
+
     def _process(self, message: InboxMessage, gate: Gate | None, summary: PushSummary) -> Processed:
-        source = f"message {message.control_id or message.row_id}"
         try:
             items = list(
                 translate(
                     message.raw,
-                    source,
+                    self._source(message),
                     self.settings,
                     self.mappings,
                     gate=gate,
                     received_at=message.received_at,
                 )
             )
-        except TrialBridgeError as exc:  # never stop the batch for one message
-            summary.messages += 1
-            summary.refused += 1
-            summary.errors.append(f"{source}: {exc}")
-            return Processed([Outcome(message.row_id, REFUSED, str(exc), ())], [])
-        return _merged([self._planned(message.row_id, item, summary) for item in items])
+            return _merged([self._planned(message, item, gate, summary) for item in items])
+        except Exception as exc:  # never stop the batch for one message, whatever it raised
+            entry = self._entry(message, fault_of(exc), gate, PROCESS_STAGE)
+            _count_quarantined(entry, summary, self._source(message))
+            return Processed([Outcome(message.row_id, REFUSED, entry.reason, ())], [], (), [entry])
 
-    def _planned(self, row_id: int, item: Translation, summary: PushSummary) -> Processed:
+    @staticmethod
+    def _source(message: InboxMessage) -> str:
+        return f"message {message.control_id or message.row_id}"
+
+    def _planned(
+        self, message: InboxMessage, item: Translation, gate: Gate | None, summary: PushSummary
+    ) -> Processed:
+        row_id = message.row_id
         _count_processed(item, summary)
         error = str(item.error) if item.bundle is None and item.error else None
         outcome = outcome_of(row_id, item, error)
         subject = item.subject.subject_id if item.subject else ""
+        if outcome.status == REFUSED:  # refused with a project error: set aside as well
+            kind = type(item.error).__name__ if item.error else "MessageError"
+            fault = refusal(error or "refused", item.error.location if item.error else None, kind)
+            entry = self._entry(message, fault, gate, PROCESS_STAGE, subject=subject)
+            summary.quarantined += 1  # counted as refused by _count_processed
+            _note_quarantined(entry)
+            return Processed([replace(outcome, reason=fault.reason)], [], (), [entry])
         if item.bundle is not None:
             parts = split_bundle(item.bundle, self.config.max_bundle_entries)
             queued = [Queued(row_id, subject, row_id, RESULTS, _json(part)) for part in parts]
@@ -127,6 +186,29 @@ class Stages:
             return Processed([outcome], [])
         summary.vital += 1
         return Processed([outcome], [self._subject_queued(row_id, item, death)], [death])
+
+    def _entry(
+        self,
+        message: InboxMessage,
+        fault: Fault,
+        gate: Gate | None,
+        stage: str,
+        *,
+        subject: str | None = None,
+    ) -> Quarantined:
+        """The quarantine entry of a message: its subject (the enrolment gate's reading of
+        PID-3, when translation did not get that far) and whether it holds that subject."""
+        subject_id = subject if subject is not None else _subject_of(message, gate)
+        holds = bool(subject_id) and carries_results(message.raw)
+        return Quarantined(
+            message.row_id,
+            stage,
+            subject_id,
+            holds,
+            fault.error_class,
+            fault.reason,
+            fault.location,
+        )
 
     def _death(self, item: Translation) -> Death | None:
         vital, subject, registry = item.vital, item.subject, self.registry
@@ -175,16 +257,30 @@ class Stages:
         with self.store.claiming() as conn:
             pending, barrier = self.store.candidates(conn)
             # A row tried and still pending (failed, or held back behind one that failed)
-            # holds back the rest of its subject, in later claims too.
+            # holds back the rest of its subject, in later claims too; so does a quarantined
+            # message, until it is retried or discarded.
             blocked = {p.subject_id for p in pending if p.row_id in tried}
-            pending = [p for p in pending if p.subject_id not in blocked]
+            holds = self.store.holds(conn)
+            pending = [
+                p
+                for p in pending
+                if p.subject_id not in blocked and p.sequence < holds.get(p.subject_id, _NEVER)
+            ]
             ids = pick_due(pending, now, limit, barrier=barrier, ignore_schedule=ignore_schedule)
             return self.store.claim(conn, ids, self.holder, until)
 
     def _push_subject(
         self, rows: list[OutboxRow], summary: PushSummary, done: set[int], sent: list[int]
     ) -> None:
-        bundles = [simplejson.loads(row.bundle, use_decimal=True) for row in rows]
+        bundles: list[dict[str, Any]] = []
+        for n, row in enumerate(rows):
+            try:
+                bundles.append(simplejson.loads(row.bundle, use_decimal=True))
+            except Exception as exc:  # unreadable text: set aside, the later ones wait
+                self._unpushable(row, exc, summary)
+                _count_held_back(rows[n + 1 :], summary)
+                rows = rows[:n]
+                break
         results = [b for row, b in zip(rows, bundles, strict=True) if row.kind == RESULTS]
         stored: dict[str, dict[str, Any]] | None
         try:  # what the server holds for all of them, looked up at once
@@ -195,6 +291,8 @@ class Stages:
                 return
             done.add(rows[0].row_id)
             rows, bundles, stored = rows[1:], bundles[1:], None
+        except Exception:  # an answer not understood: each row looks up its own (below)
+            stored = None
         for n, (row, bundle) in enumerate(zip(rows, bundles, strict=True)):
             if self.stopping() or not self._push_row(row, bundle, stored, summary, sent):
                 _count_held_back(rows[n + 1 :], summary)
@@ -222,6 +320,9 @@ class Stages:
             self.client.transaction(row.bundle if bundle is queued else bundle)
         except FhirError as exc:
             return self._failed(row, exc, summary)
+        except Exception as exc:  # not a server's answer we know: tried again, then set aside
+            self._unpushable(row, exc, summary)
+            return False
         finally:
             metrics.PUSH_LATENCY.observe(time.perf_counter() - started)
         if stored is not None and row.kind == RESULTS:
@@ -232,6 +333,34 @@ class Stages:
         metrics.PUSHED.labels(source=_ALL).inc()
         _count_sent(row, bundle, len(skipped), summary, self._analytes())
         return True
+
+    def _unpushable(self, row: OutboxRow, exc: Exception, summary: PushSummary) -> None:
+        """A transaction whose push raised something that is not a FHIR server's error:
+        tried again with backoff (it may have been a passing oddity of the server), and set
+        aside after :data:`PUSH_TRIES` tries, with its message."""
+        fault = fault_of(exc)
+        summary.failed += 1
+        summary.errors.append(f"message {row.message_id} ({row.kind}): {fault.reason}")
+        if row.attempts + 1 < PUSH_TRIES:
+            backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
+            at = next_attempt(self.store.now(), backoff.delay(row.attempts + 1, None, self.rng))
+            self.store.retry_later(row, self.holder, f"{fault.error_class}: {fault.reason}", at)
+            metrics.FAILED.labels(source=_ALL, outcome="retry").inc()
+            return
+        entry = Quarantined(
+            row.message_id,
+            PUSH_STAGE,
+            row.subject_id,
+            bool(row.subject_id) and row.kind == RESULTS,
+            fault.error_class,
+            fault.reason,
+            fault.location,
+            outbox_id=row.row_id,
+        )
+        self.store.quarantine_push(entry)
+        summary.quarantined += 1
+        metrics.FAILED.labels(source=_ALL, outcome="quarantined").inc()
+        _note_quarantined(entry)
 
     def _failed(self, row: OutboxRow, exc: FhirError, summary: PushSummary) -> bool:
         summary.failed += 1
@@ -310,6 +439,12 @@ class Stages:
 _PUSH_CLAIM = 400
 
 
+# A transaction whose push raised something other than a FHIR server's error is tried this
+# many times (with backoff, as after a 5xx) before its message is set aside.
+PUSH_TRIES = 3
+_NEVER = sys.maxsize  # no quarantined message holds the subject back
+
+
 def _claim_size(rate: float, lease_seconds: float, least: int) -> int:
     """Rows to claim next: what the last claim's pace pushes in half the lease (so the
     lease never runs out mid-batch), between ``least`` and :data:`_PUSH_CLAIM`."""
@@ -338,6 +473,7 @@ def _merged(parts: Sequence[Processed]) -> Processed:
         [o for p in parts for o in p.outcomes],
         [q for p in parts for q in p.queued],
         [d for p in parts for d in p.deaths],
+        [q for p in parts for q in p.quarantined],
     )
 
 
@@ -372,6 +508,49 @@ def _count_processed(item: Translation, summary: PushSummary) -> None:
         summary.refused += 1
         summary.errors.append(f"{item.source}: {item.error}")
         metrics.REFUSED.labels(source=_ALL).inc()
+
+
+def _count_quarantined(entry: Quarantined, summary: PushSummary, source: str) -> None:
+    summary.messages += 1
+    summary.refused += 1
+    summary.quarantined += 1
+    summary.errors.append(f"{source}: set aside ({entry.error_class}): {entry.reason}")
+    metrics.REFUSED.labels(source=_ALL).inc()
+    _note_quarantined(entry)
+
+
+def _note_quarantined(entry: Quarantined) -> None:
+    """The metric and a log event: the error's class and where, never the message's
+    content (a reason may quote a value, so it stays in the store)."""
+    metrics.QUARANTINED.labels(stage=entry.stage).inc()
+    log.info(  # info: the service logs it; a command's own summary already says so
+        "message.quarantined",
+        stage=entry.stage,
+        message_row=entry.message_id,
+        error=entry.error_class,
+        location=entry.location,
+        holds_subject=entry.holds,
+    )
+
+
+def _one_message(exc: BaseException) -> bool:
+    """Whether a failure to write a batch may be one message's doing (a value the database
+    refuses), rather than the store being unreachable or busy (tried again later)."""
+    if not isinstance(exc, StoreError):
+        return True
+    cause = exc.__cause__
+    return isinstance(cause, DataError | IntegrityError)
+
+
+def _subject_of(message: InboxMessage, gate: Gate | None) -> str:
+    """The enrolled subject a message is for, as the enrolment gate reads its PID-3."""
+    if gate is None:
+        return ""
+    try:
+        decision = gate.admit(message.raw, message.received_at)
+    except Exception:  # the gate could not read it either: nobody to hold back
+        return ""
+    return decision.subject.subject_id if decision.subject else ""
 
 
 def _count_sent(

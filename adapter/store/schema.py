@@ -290,3 +290,47 @@ job_runs = Table(
     Column("last_count", Integer(), nullable=False, server_default=text("0")),
     Column("runs", BigInteger(), nullable=False, server_default=text("0")),
 )
+
+# The quarantine (issue 12): messages set aside because processing or pushing them failed,
+# one row per message; migration 0007 says what ``holds`` means.
+PROCESS_STAGE, PUSH_STAGE = "process", "push"
+QUARANTINE_STAGES = (PROCESS_STAGE, PUSH_STAGE)
+RETRIED, DISCARDED = "retried", "discarded"
+ERROR_CLASS_LENGTH = 128
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    _id(),
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("stage", String(16), nullable=False),  # process | push
+    Column("outbox_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),  # push
+    Column("subject_id", String(SUBJECT_ID_LENGTH), nullable=False),  # "" when not known
+    Column("holds", Boolean(), nullable=False, server_default=false()),  # holds the subject
+    Column("error_class", String(ERROR_CLASS_LENGTH), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("location", String(SHORT_TEXT_LENGTH), nullable=True),  # OBX[2].14, or code
+    Column("times", Integer(), nullable=False, server_default=text("1")),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),  # NULL while quarantined
+    Column("resolution", String(16), nullable=True),  # retried | discarded
+    Column("note", Text(), nullable=True),  # the operator's reason for a discard
+    UniqueConstraint("message_id"),
+    CheckConstraint(f"stage IN {QUARANTINE_STAGES!r}", name="stage"),
+    CheckConstraint(
+        f"resolution IS NULL OR resolution IN {(RETRIED, DISCARDED)!r}", name="resolution"
+    ),
+    Index(
+        "ix_quarantine_open",
+        "subject_id",
+        "message_id",
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+)

@@ -1,4 +1,5 @@
-"""The service's tables: the outbox, dead letters, leases and job runs (migration 0004).
+"""The service's tables: the outbox, dead letters, leases and job runs (migration 0004), and
+the quarantine (migration 0007).
 
 :class:`ServiceStore` wraps a :class:`~adapter.store.Store` and adds what the scheduled jobs
 need. Every method is one short transaction, except :meth:`ServiceStore.claim_inbox`: it
@@ -10,24 +11,33 @@ PostgreSQL (SQLite has a single writer: ``BEGIN IMMEDIATE``). Outbox rows are cl
 a row lease (``claimed_by``/``claimed_until``) by whole subjects, under a PostgreSQL advisory
 lock (SQLite: ``BEGIN IMMEDIATE``), so one subject's transactions are pushed by one worker,
 in order; a worker that dies leaves its claim to expire.
+
+A message whose processing or push failed is set aside in the quarantine, alone: its inbox
+status becomes ``refused`` (processing) or its transactions ``dead`` (push), and its entry
+records the error's class, reason and where. While an entry that ``holds`` is open, the same
+subject's later transactions stay in the outbox (:meth:`ServiceStore.holds`); ``retry`` puts
+the message back in the inbox, ``discard`` closes the entry with the operator's reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, text, update
 
 from adapter.store.held import HeldRow
 from adapter.store.schema import (
     DEAD,
+    DISCARDED,
     PENDING,
     PROCESSED,
     RECEIVED,
+    REFUSED,
+    RETRIED,
     SENT,
     dead_letters,
     held_results,
@@ -35,6 +45,7 @@ from adapter.store.schema import (
     leases,
     messages,
     outbox,
+    quarantine,
     subjects,
 )
 from adapter.store.store import Outcome, Store
@@ -72,13 +83,62 @@ class Death:
 
 
 @dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A message to set aside: why, where, and whether it holds back its subject."""
+
+    message_id: int
+    stage: str  # process | push
+    subject_id: str  # "" when not known
+    holds: bool  # the subject's later transactions wait behind it
+    error_class: str
+    reason: str
+    location: str | None
+    outbox_id: int | None = None  # the transaction whose push failed
+
+
+@dataclass(frozen=True, slots=True)
 class Processed:
     """What processing a claimed batch wrote: statuses and held results, transactions,
-    deaths."""
+    deaths, and the messages set aside."""
 
     outcomes: Sequence[Outcome]
     queued: Sequence[Queued]
     deaths: Sequence[Death] = ()
+    quarantined: Sequence[Quarantined] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """A quarantined message as the operator sees it (never its content)."""
+
+    entry_id: int
+    message_id: int
+    control_id: str  # MSH-10
+    sender: str  # MSH-3@MSH-4
+    received_at: datetime
+    stage: str
+    subject_id: str
+    holds: bool
+    error_class: str
+    reason: str
+    location: str | None
+    times: int  # how many times it was set aside (again after a retry)
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    resolution: str | None  # retried | discarded
+    note: str | None  # the operator's reason for a discard
+    raw_kept: bool  # False once the bytes were purged: it cannot be retried
+    held_back: int = 0  # the subject's later transactions waiting behind it
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """What ``retry`` did: entries whose messages are back in the inbox, and those that
+    could not be (bytes purged, or not open)."""
+
+    retried: list[int]
+    unavailable: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +206,8 @@ class Depths:
     oldest_inbox: datetime | None  # received_at of the oldest message to process
     oldest_outbox: datetime | None  # created_at of the oldest pending transaction
     by_status: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0  # open quarantine entries
+    held_back: int = 0  # pending transactions waiting behind a quarantined message
 
 
 class InboxClaim:
@@ -179,6 +241,8 @@ class InboxClaim:
             )
         if processed.queued:
             conn.execute(insert(outbox), [_outbox_values(q, now) for q in processed.queued])
+        if processed.quarantined:
+            _set_aside(store, conn, processed.quarantined, now)
 
     def _resolve_all(self, row_ids: list[int], now: datetime) -> None:
         """Every held result of messages that now hold none is resolved: one statement per
@@ -209,8 +273,44 @@ def _outbox_values(queued: Queued, now: datetime) -> dict[str, Any]:
     }
 
 
+def _set_aside(
+    store: Store, conn: Connection, entries: Sequence[Quarantined], now: datetime
+) -> None:
+    """Open (or open again, after a retry) each message's quarantine entry."""
+    c = quarantine.c
+    for entry in entries:
+        values = {
+            "stage": entry.stage,
+            "outbox_id": entry.outbox_id,
+            "subject_id": entry.subject_id,
+            "holds": entry.holds,
+            "error_class": entry.error_class,
+            "reason": entry.reason,
+            "location": entry.location,
+            "last_seen": now,
+        }
+        statement = store._insert(quarantine).values(
+            message_id=entry.message_id, first_seen=now, times=1, **values
+        )
+        again = {"times": c.times + 1, "resolved_at": None, "resolution": None, "note": None}
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=[c.message_id], set_={**values, **again})
+        )
+
+
+def _open_holds() -> Any:
+    """Per subject, the first message whose open quarantine entry holds it back."""
+    q = quarantine.c
+    return (
+        select(q.subject_id, func.min(q.message_id).label("first"))
+        .where(q.resolved_at.is_(None), q.holds.is_(True), q.subject_id != "")
+        .group_by(q.subject_id)
+        .subquery()
+    )
+
+
 class ServiceStore:
-    """The outbox, dead letters, leases and job runs of one store."""
+    """The outbox, dead letters, quarantine, leases and job runs of one store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -413,18 +513,154 @@ class ServiceStore:
             )
         return len(outbox_ids)
 
+    # Quarantine ----------------------------------------------------------------------------
+
+    def quarantine_alone(self, entry: Quarantined, reason: str) -> None:
+        """Set one message aside in a transaction of its own (when writing its outcome with
+        its batch failed): refused, with its entry."""
+        now = self.now()
+        with self.store._writing() as conn:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == entry.message_id)
+                .values(status=REFUSED, reason=reason, processed_at=now)
+            )
+            _set_aside(self.store, conn, [entry], now)
+
+    def quarantine_push(self, entry: Quarantined) -> None:
+        """Set aside a message whose transaction could not be pushed: every transaction of
+        it still pending is dead (a retry processes the message again, whole)."""
+        c = outbox.c
+        with self.store._writing() as conn:
+            conn.execute(
+                update(outbox)
+                .where(c.message_id == entry.message_id, c.status == PENDING)
+                .values(status=DEAD, last_error=entry.reason, claimed_by=None, claimed_until=None)
+            )
+            _set_aside(self.store, conn, [entry], self.now())
+
+    @staticmethod
+    def holds(conn: Connection) -> dict[str, int]:
+        """Subjects held back by a quarantined message: its message id (the subject's
+        transactions from that message on wait)."""
+        holds = _open_holds()
+        return {str(s): int(m) for s, m in conn.execute(select(holds.c.subject_id, holds.c.first))}
+
+    def quarantine_entries(self, *, include_resolved: bool = False) -> list[QuarantineEntry]:
+        """The quarantine, oldest first: the open entries (and the closed ones, if asked)."""
+        query = self._quarantine_query()
+        if not include_resolved:
+            query = query.where(quarantine.c.resolved_at.is_(None))
+        with self.store._reading() as conn:
+            rows = conn.execute(query.order_by(quarantine.c.id)).all()
+            behind = self._behind(conn)
+        return [_entry(row, behind) for row in rows]
+
+    def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None:
+        with self.store._reading() as conn:
+            row = conn.execute(self._quarantine_query().where(quarantine.c.id == entry_id)).first()
+            behind = self._behind(conn)
+        return _entry(row, behind) if row else None
+
+    @staticmethod
+    def _quarantine_query() -> Any:
+        q, m = quarantine.c, messages.c
+        return select(
+            q.id, q.message_id, m.control_id, m.sender, m.received_at, q.stage, q.subject_id,
+            q.holds, q.error_class, q.reason, q.location, q.times, q.first_seen, q.last_seen,
+            q.resolved_at, q.resolution, q.note, m.raw.is_not(None).label("raw_kept"),
+        ).join(messages, m.id == q.message_id)  # fmt: skip
+
+    @staticmethod
+    def _behind(conn: Connection) -> dict[str, list[int]]:
+        """The sequences of pending transactions of held subjects (to count what waits)."""
+        holds = _open_holds()
+        o = outbox.c
+        rows = conn.execute(
+            select(o.subject_id, o.sequence)
+            .join(holds, holds.c.subject_id == o.subject_id)
+            .where(o.status == PENDING, o.sequence >= holds.c.first)
+        ).all()
+        behind: dict[str, list[int]] = {}
+        for subject, sequence in rows:
+            behind.setdefault(str(subject), []).append(int(sequence))
+        return behind
+
+    def retry_quarantined(self, entry_ids: Sequence[int]) -> Retried:
+        """Put the open entries' messages back in the inbox, to go through the same stages
+        again (the entries are closed as retried; a new failure opens them again)."""
+        q = quarantine.c
+        with self.store._writing() as conn:
+            rows = conn.execute(
+                select(q.id, messages.c.raw.is_not(None))
+                .join(messages, messages.c.id == q.message_id)
+                .where(q.id.in_(entry_ids), q.resolved_at.is_(None))
+            ).all()
+            kept = [int(i) for i, has_raw in rows if has_raw]
+            self._requeue_quarantined(conn, kept)
+        return Retried(kept, sorted(set(entry_ids) - set(kept)))
+
+    def _requeue_quarantined(self, conn: Connection, entry_ids: Sequence[int]) -> int:
+        if not entry_ids:
+            return 0
+        q = quarantine.c
+        message_ids = select(q.message_id).where(q.id.in_(entry_ids)).scalar_subquery()
+        done = conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(message_ids), messages.c.raw.is_not(None))
+            .values(status=RECEIVED, reason=None)
+        )
+        conn.execute(
+            update(quarantine)
+            .where(q.id.in_(entry_ids))
+            .values(resolved_at=self.now(), resolution=RETRIED)
+        )
+        return int(done.rowcount or 0)
+
+    def discard_quarantined(self, entry_ids: Sequence[int], note: str) -> list[int]:
+        """Close open entries for good, with the operator's reason; the messages stay
+        refused, and their subjects' later transactions go on. The ids closed."""
+        q = quarantine.c
+        with self.store._writing() as conn:
+            ids = [
+                int(i)
+                for i in conn.scalars(
+                    select(q.id).where(q.id.in_(entry_ids), q.resolved_at.is_(None))
+                )
+            ]
+            if ids:
+                conn.execute(
+                    update(quarantine)
+                    .where(q.id.in_(ids))
+                    .values(resolved_at=self.now(), resolution=DISCARDED, note=note)
+                )
+        return ids
+
     # Replay and retention ------------------------------------------------------------------
 
     def replay(self, since: datetime) -> int:
-        """Queue again the processed messages received since ``since`` whose bytes are kept."""
+        """Queue again the processed messages received since ``since`` whose bytes are kept,
+        and the quarantined ones among them (their entries closed as retried)."""
         c = messages.c
         with self.store._writing() as conn:
+            set_aside = list(
+                conn.scalars(
+                    select(quarantine.c.id)
+                    .join(messages, messages.c.id == quarantine.c.message_id)
+                    .where(
+                        quarantine.c.resolved_at.is_(None),
+                        c.received_at >= since,
+                        c.raw.is_not(None),
+                    )
+                )
+            )
+            again = self._requeue_quarantined(conn, set_aside)
             result = conn.execute(
                 update(messages)
                 .where(c.status == PROCESSED, c.received_at >= since, c.raw.is_not(None))
                 .values(status=RECEIVED)
             )
-        return int(result.rowcount)
+        return int(result.rowcount) + again
 
     def requeue(self, row_ids: Sequence[int]) -> int:
         """Put processed messages back in the inbox queue (raw bytes kept); how many."""
@@ -443,7 +679,12 @@ class ServiceStore:
         """Forget the bytes of messages received before ``before`` that are finished with
         (never of a message still to process), and the sent transactions of those."""
         c = messages.c
-        finished = c.status != RECEIVED
+        # A quarantined message keeps its bytes until it is retried or discarded: without
+        # them it could never be retried (docs/operations/quarantine.md).
+        set_aside = exists().where(
+            quarantine.c.message_id == c.id, quarantine.c.resolved_at.is_(None)
+        )
+        finished = and_(c.status != RECEIVED, ~set_aside)
         with self.store._writing() as conn:
             result = conn.execute(
                 update(messages)
@@ -539,6 +780,12 @@ class ServiceStore:
                 .where(held_results.c.resolved_at.is_(None))
             )
             oldest = conn.scalar(select(func.min(m.received_at)).where(m.status == RECEIVED))
+            quarantined = conn.scalar(
+                select(func.count())
+                .select_from(quarantine)
+                .where(quarantine.c.resolved_at.is_(None))
+            )
+            held_back = sum(len(s) for s in self._behind(conn).values())
         return Depths(
             inbox=int(by_status.get(RECEIVED, 0)),
             outbox=int(pending[0]),
@@ -548,9 +795,19 @@ class ServiceStore:
             oldest_inbox=oldest,
             oldest_outbox=pending[1],
             by_status={str(k): int(v) for k, v in by_status.items()},
+            quarantined=int(quarantined or 0),
+            held_back=held_back,
         )
 
     def ping(self) -> None:
         """Raise StoreError unless the store answers."""
         with self.store._reading() as conn:
             conn.execute(select(1))
+
+
+def _entry(row: Any, behind: dict[str, list[int]]) -> QuarantineEntry:
+    entry = QuarantineEntry(*row)
+    if entry.resolved_at is not None or not entry.holds:
+        return entry
+    waiting = sum(1 for seq in behind.get(entry.subject_id, ()) if seq > entry.message_id)
+    return replace(entry, held_back=waiting)

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("holds", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("error_class", sa.String(128), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("location", sa.String(64), nullable=True),
+        sa.Column("location", sa.String(255), nullable=True),
         sa.Column("times", sa.Integer(), nullable=False, server_default=sa.text("1")),
         sa.Column("first_seen", _UTC, nullable=False),
         sa.Column("last_seen", _UTC, nullable=False),
