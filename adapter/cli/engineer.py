@@ -25,6 +25,7 @@ from adapter.pipeline import Translation, dry_run, translate
 from adapter.tools.conformance import check_conformance
 from adapter.tools.diff import diff_translations, old_mappings
 from adapter.tools.explain import explain
+from adapter.tools.findings import KIND_TITLES, KINDS
 from adapter.tools.lint import lint_directory
 
 
@@ -189,9 +190,14 @@ def check_command(
     files: tuple[Path, ...], conformance: bool, config_path: Path, as_json: bool
 ) -> None:
     """Check each message's structure and datatypes against the HL7 version it declares
-    (MSH-12), offline, with hl7apy. Each problem names its segment and field.
+    (MSH-12), offline, with hl7apy. Each problem names its segment and field, and is sorted
+    by what it means: it will make TrialBridge hold a result (judged by running TrialBridge's
+    parse and map stages over it, every code mapped), a LIS can ignore it, or it comes from
+    the validator's own limits. A v2.7 truncation character in MSH-2 is removed for
+    validation (the report says so).
 
-    Exit status 1 when a message is not conformant (errors; warnings alone pass).
+    Exit status 1 when a message is not conformant (errors other than the validator's limits;
+    warnings alone pass).
 
     Example: trialbridge check --conformance ../shared/corpus/hl7/pyhl7_sample_glucose_SN_FN.hl7
     """
@@ -205,16 +211,31 @@ def check_command(
             echo_json(report)
         else:
             for entry in report:
-                verdict = "conformant" if entry["conformant"] else "NOT conformant"
-                click.echo(
-                    f"{entry['file']}#{entry['position']}: message {entry['message_id']} "
-                    f"(v{entry['version']}): {verdict}"
-                )
-                for problem in entry["problems"]:
-                    click.echo(f"  {problem['location']}: {problem['level']}: {problem['message']}")
+                _print_conformance(entry)
         failing = sum(1 for entry in report if not entry["conformant"])
         if failing:
             raise click.ClickException(f"{failing} message(s) not conformant")
+
+
+def _print_conformance(entry: dict[str, Any]) -> None:
+    verdict = "conformant" if entry["conformant"] else "NOT conformant"
+    counts = entry["counts"]
+    summary = (
+        f"{counts['holds']} hold a result, {counts['ignorable']} a LIS can ignore, "
+        f"{counts['validator']} validator limit(s)"
+        + (f", {counts['real']} the receiver may refuse" if counts["real"] else "")
+    )
+    click.echo(
+        f"{entry['file']}#{entry['position']}: message {entry['message_id']} "
+        f"(v{entry['version']}): {verdict} ({summary})"
+    )
+    for kind in KINDS:
+        problems = [p for p in entry["problems"] if p["kind"] == kind]
+        if problems:
+            click.echo(f"  {KIND_TITLES[kind]}:")
+        for problem in problems:
+            click.echo(f"    {problem['location']}: {problem['level']}: {problem['message']}")
+            click.echo(f"      -> {problem['why']}")
 
 
 COMMANDS: list[click.Command] = [explain_command, mappings_group, check_command]

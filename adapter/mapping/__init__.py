@@ -57,6 +57,7 @@ class HeldResult:
     order: Order
     result: Result
     reason: str
+    where: str = ""  # the field the reason is about, e.g. OBX[3].5
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ def map_report(report: Report, mappings: MappingSet, *, default_offset: str) -> 
             try:
                 mapped.append(_map_result(report, order, result, mappings, default_offset))
             except MappingError as exc:
-                held.append(HeldResult(order, result, exc.reason))
+                held.append(HeldResult(order, result, exc.reason, exc.location or ""))
     return MappedReport(report, tuple(mapped), tuple(held))
 
 

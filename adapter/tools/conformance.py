@@ -6,6 +6,15 @@ reference for segment order and cardinality (its ``Validator``), and TrialBridge
 hl7apy does not check when it parses tolerantly: the values of primitive datatypes (DT, DTM,
 TS, NM, SI), OBX-2 against HL7 table 0125, and OBX-5 against the type OBX-2 declares.
 Locations use the standard's notation: ``PID.7``, ``OBX[2].5`` (the second OBX).
+
+Each finding gets a kind (:mod:`adapter.tools.findings`): it will make TrialBridge hold a
+result, a LIS can ignore it, or it is the validator's own limit. A message is conformant when
+it has no error but the validator's limits. hl7apy knows the four encoding characters of
+v2.5.1 only, so a v2.7 truncation character in MSH-2 (``^~\\&#``) is removed before it
+validates the message, and the report says so.
+
+:func:`check_sent` is the check for what TrialBridge itself sends (queries, acknowledgements):
+tests call it on every message kind.
 """
 
 from __future__ import annotations
@@ -26,7 +35,11 @@ from hl7apy.parser import parse_message
 from hl7apy.validation import Validator
 
 from adapter.errors import MessageError
+from adapter.mapping import map_report
+from adapter.mappings import Analyte, CodeRule, MappingSet
+from adapter.parse import Report, parse_bytes
 from adapter.parse.decode import decode_message, split_messages
+from adapter.tools.findings import KINDS, Hold, Kind, classify
 
 Level = Literal["error", "warning"]
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
@@ -85,14 +98,17 @@ _NO_COMPONENTS = re.compile(r"Datatype None is not correct for ([A-Z0-9]{3})\.\1
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One conformance problem, with where it is."""
+    """One conformance problem, with where it is, and what it means for the feed."""
 
     location: str
     level: Level
     message: str
+    kind: Kind = "ignorable"  # holds | ignorable | validator (adapter.tools.findings)
+    why: str = ""  # why it is of that kind
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.level}: {self.message}"
+        why = f" ({self.why})" if self.why else ""
+        return f"{self.location}: {self.level}: {self.message}{why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +122,17 @@ class Conformance:
 
     @property
     def conformant(self) -> bool:
-        return not any(p.level == "error" for p in self.problems)
+        """No error in the message: the validator's own limits do not count."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The errors that are about the message (not the validator's limits)."""
+        return [p for p in self.problems if p.level == "error" and p.kind != "validator"]
+
+    def counts(self) -> dict[str, int]:
+        """Findings of each kind (holds, ignorable, validator)."""
+        return {kind: sum(1 for p in self.problems if p.kind == kind) for kind in KINDS}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +140,7 @@ class Conformance:
             "message_id": self.message_id,
             "version": self.version,
             "conformant": self.conformant,
+            "counts": self.counts(),
             "problems": [asdict(p) for p in self.problems],
         }
 
@@ -125,26 +152,104 @@ def check_conformance(data: bytes, forced_charset: str | None = None) -> list[Co
         try:
             text, _ = decode_message(chunk, forced_charset)
         except MessageError as exc:
-            results.append(Conformance(position, "", "", (Problem("MSH.18", "error", str(exc)),)))
+            problem = Problem("MSH.18", "error", str(exc), "holds", "TrialBridge refuses it")
+            results.append(Conformance(position, "", "", (problem,)))
             continue
         results.append(check_message(text, position))
     return results
 
 
+def check_sent(data: bytes) -> Conformance:
+    """Check one message TrialBridge sends (a query, an acknowledgement): its bytes as they
+    go on the wire. ``conformant`` is what a test asserts; ``errors`` says why not."""
+    [checked] = [check_message(decode_message(data, None)[0]) for data in split_messages(data)]
+    return checked
+
+
 def check_message(text: str, position: int = 1) -> Conformance:
-    """Check one decoded message (CR-separated segments)."""
+    """Check one decoded message (CR-separated segments), and (ORU and ADT messages) which
+    findings make TrialBridge hold a result."""
+    message_id, version = _msh_field(text, 10), _msh_field(text, 12)
+    notes, validated = _without_truncation_character(text)
     try:
-        message = parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True)
+        message = parse_message(
+            validated, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True
+        )
     except HL7apyException as exc:
-        problem = Problem("MSH", "error", f"hl7apy cannot parse it: {exc}")
-        return Conformance(position, _msh_field(text, 10), _msh_field(text, 12), (problem,))
-    try:
-        problems = [*_structure(message), *_values(message)]
-    except Exception as exc:  # hl7apy has bugs of many types on unusual input
-        problems = [Problem("message", "error", f"hl7apy failed on it: {exc!r}")]
-    return Conformance(
-        position, _msh_field(text, 10), _msh_field(text, 12), tuple(_unique(problems))
+        found = [*notes, Problem("MSH", "error", f"hl7apy cannot parse it: {exc}")]
+    else:
+        try:
+            found = [*notes, *_structure(message), *_values(message)]
+        except Exception as exc:  # hl7apy has bugs of many types on unusual input
+            found = [*notes, Problem("message", "error", f"hl7apy failed on it: {exc!r}")]
+    read = _msh_field(text, 9).split("^", 1)[0] in _READ_TYPES
+    problems = _classified(list(_unique(found)), _holds(text) if read else [], read)
+    return Conformance(position, message_id, version, tuple(problems))
+
+
+def _without_truncation_character(text: str) -> tuple[list[Problem], str]:
+    """MSH-2 with v2.7's fifth encoding character (truncation, ``#``) loses it for hl7apy."""
+    encoding = text[4:].split(text[3:4], 1)[0] if len(text) > 4 else ""
+    if len(encoding) != 5 or len(set(encoding)) != 5:
+        return [], text
+    note = Problem(
+        "MSH.2",
+        "warning",
+        f"MSH-2 {encoding!r} carries the truncation character {encoding[4]!r} (HL7 v2.7); "
+        f"v{_msh_field(text, 12) or '?'} has four encoding characters. It was removed for "
+        "validation (hl7apy knows four)",
     )
+    return [note], text[:8] + text[9:]
+
+
+def _holds(text: str) -> list[Hold]:
+    """Where TrialBridge's own parse and map stages refuse the message or hold a result for
+    a reason in the message. Every code is mapped for this (to a number when OBX-2 is NM, SN
+    or not a value type at all, else to text; in whatever unit was sent), so what is held is
+    the message's doing, whatever the mappings say."""
+    holds = []
+    for parsed in parse_bytes(text.encode("utf-8")):
+        if parsed.error is not None:
+            holds.append(Hold(parsed.error.location or "MSH", f"refused: {parsed.error.reason}"))
+        if parsed.report is None:
+            continue
+        mapped = map_report(parsed.report, _every_code(parsed.report), default_offset="+00:00")
+        holds += [Hold(h.where or h.result.location, f"held: {h.reason}") for h in mapped.held]
+    return holds
+
+
+_READ_TYPES = ("ORU", "ADT")  # the message types TrialBridge reads (others it sends)
+_ANY_NUMBER = Analyte("number", "A numeric result", "0-0", "", "1", {}, "quantity")
+_ANY_TEXT = Analyte("text", "A text result", "0-0", "", "", {}, "text")
+
+
+def _every_code(report: Report) -> MappingSet:
+    """Mappings that map every code of ``report`` and accept every unit it sends."""
+    rules: dict[tuple[str, str], tuple[CodeRule, ...]] = {}
+    units: dict[str, str] = {}
+    for result in (r for order in report.orders for r in order.results):
+        numeric = result.value_type in ("NM", "SN") or result.value_type not in TABLE_0125
+        analyte = _ANY_NUMBER if numeric else _ANY_TEXT
+        for coding in result.codings:
+            key = (coding.system.strip().upper(), coding.code.strip().upper())
+            rules[key] = (CodeRule(coding.system, coding.code, analyte.key, None),)
+        if result.unit is not None:
+            units[(result.unit.code or result.unit.text).strip().lower()] = "1"
+    analytes = {a.key: a for a in (_ANY_NUMBER, _ANY_TEXT)}
+    return MappingSet("conformance", analytes, unit_aliases=units or {"": "1"}, rules=rules)
+
+
+def _classified(found: list[Problem], holds: list[Hold], read: bool) -> list[Problem]:
+    problems = []
+    for problem in found:
+        kind, why = classify(problem.location, problem.message, holds, read=read)
+        problems.append(Problem(problem.location, problem.level, problem.message, kind, why))
+    seen = {p.location for p in problems if p.kind == "holds"}
+    for hold in holds:  # what TrialBridge holds that the validator did not point at
+        if not any(classify(location, "", [hold])[0] == "holds" for location in seen):
+            why = "found by TrialBridge's parse and map stages"
+            problems.append(Problem(hold.location, "error", hold.reason, "holds", why))
+    return problems
 
 
 def _msh_field(text: str, number: int) -> str:
