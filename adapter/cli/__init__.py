@@ -42,6 +42,7 @@ _COMMAND_MODULES = (
     "dev_fhir",
     "engineer",
     "messages",
+    "quarantine",
     "queue",
     "report",
     "score",
