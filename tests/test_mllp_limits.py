@@ -15,7 +15,7 @@ from adapter.intake import Intake
 from adapter.sources import Background, MllpSource
 from adapter.sources.client import MllpClient
 from adapter.sources.config import MllpConfig
-from adapter.sources.events import Recorder
+from adapter.sources.events import Field, Recorder
 from adapter.sources.framing import END, START, frame
 from adapter.store import open_store
 from adapter.trial.enrolment import EnrolledSubject
@@ -48,7 +48,7 @@ class Listener:
     def connect(self, timeout: float = 10.0) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
-    def limits(self, name: str) -> list[dict[str, object]]:
+    def limits(self, name: str) -> list[dict[str, Field]]:
         return [e for e in self.events.named("mllp.limit") if e["limit"] == name]
 
 
