@@ -26,7 +26,7 @@ from adapter.sources.reconcile import Cadence, Record, window
 from adapter.store import open_store
 from adapter.store.schema import messages
 from adapter.store.service import ServiceStore
-from adapter.tools.conformance import Conformance, check_message
+from adapter.tools.conformance import check_sent
 from adapter.trial.enrolment import EnrolledSubject
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -175,6 +175,10 @@ def test_the_status_and_the_metric_say_what_the_reconciliation_found(
     assert status.as_dict()["reconciliation"]["lis-query"]["missed"] == 1
     line = next(x for x in render(status) if x.startswith("LIS reconciliation"))
     assert "1 result(s) the incremental pull had missed, 1 in all (should be 0" in line
+    attention = status.as_dict()["attention"]
+    assert any(
+        a.startswith("LIS reconciliation lis-query: its last run found 1") for a in attention
+    )
 
 
 def test_a_reconciliation_cut_short_by_a_killed_lis_is_run_again_and_loses_no_count(
@@ -320,18 +324,6 @@ def test_a_lis_that_refuses_reused_control_ids_refuses_a_reused_one(lis: LisSimu
 # Conformance of every query kind with the default configuration -----------------------
 
 
-def _problems(checked: Conformance) -> list[str]:
-    """The errors of a conformance check that are TrialBridge's to fix.
-
-    NOTE: until H7's conformance function that labels the validator's own limits lands,
-    this reads ``check_message`` as ``check --conformance`` does and sets aside the one
-    known limit: hl7apy's QPD has no fields after QPD-3, which HL7 v2.5.1 allows (section
-    5.5.4: a query's parameters follow QPD-2, as its conformance statement defines them).
-    """
-    limit = "Invalid children detected for <Segment QPD>"
-    return [str(p) for p in checked.problems if p.level == "error" and limit not in p.message]
-
-
 @pytest.mark.parametrize("protocol", ["qry", "qbp"])
 def test_every_query_sent_with_the_shipped_configuration_validates(
     intake: Intake, lis: LisSimulator, protocol: str
@@ -351,10 +343,14 @@ def test_every_query_sent_with_the_shipped_configuration_validates(
 
     kinds = {(b"DSC|" in raw) for raw in lis.requests}
     assert kinds == {False, True}  # first queries and continuations
-    for raw in lis.requests:
-        checked = check_message(raw.decode("latin-1"))
+    for raw in lis.requests:  # the check ``trialbridge check --conformance`` makes
+        checked = check_sent(raw)
         assert checked.version == ("2.4" if protocol == "qry" else "2.5.1")
-        assert _problems(checked) == [], raw
+        assert checked.conformant, checked.errors
+        # Only the validator's own limits (QBP: parameters after QPD-3, a Z event) remain.
+        assert {p.kind for p in checked.problems} <= {"validator"}, checked.problems
+    if protocol == "qry":
+        assert check_sent(lis.requests[0]).problems == ()
 
 
 def test_qrf1_is_the_where_subject_then_the_lis_application_then_lab() -> None:
