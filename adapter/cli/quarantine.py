@@ -20,6 +20,7 @@ from adapter.logs import get_logger
 from adapter.mappings import load_mappings
 from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
+from adapter.service.quarantine import entry_json
 from adapter.service.runner import service_store
 from adapter.service.stages import Stages
 from adapter.store.service import QuarantineEntry, ServiceStore
@@ -190,30 +191,6 @@ def _push(store: ServiceStore, settings: Any, config_path: Path, fhir_url: str |
         f"pushed {summary.pushed} transaction(s), {summary.quarantined} quarantined again, "
         f"{summary.failed} failed"
     )
-
-
-def entry_json(e: QuarantineEntry) -> dict[str, Any]:
-    """An entry as ``--json`` prints it (also used by ``status --json``)."""
-    return {
-        "id": e.entry_id,
-        "message": e.control_id,
-        "sender": e.sender,
-        "received_at": _iso(e.received_at),
-        "subject": e.subject_id,
-        "stage": e.stage,
-        "error_class": e.error_class,
-        "location": e.location,
-        "reason": e.reason,
-        "times": e.times,
-        "first_seen": _iso(e.first_seen),
-        "last_seen": _iso(e.last_seen),
-        "holds_subject": e.holds,
-        "held_back": e.held_back,
-        "retryable": e.raw_kept,
-        "resolution": e.resolution,
-        "resolved_at": _iso(e.resolved_at),
-        "note": e.note,
-    }
 
 
 def _line(e: QuarantineEntry) -> str:

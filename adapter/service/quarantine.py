@@ -18,9 +18,12 @@ from __future__ import annotations
 import re
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import PurePath
+from typing import Any
 
 from adapter.errors import MessageError, TrialBridgeError
+from adapter.store.service import QuarantineEntry
 
 REASON_LIMIT = 500  # characters of reason kept: enough for any project error and its hint
 LOCATION_LIMIT = 255
@@ -90,3 +93,32 @@ def carries_results(raw: bytes) -> bool:
         return True
     message_type = fields[8].split(fields[1][:1])[0].strip().upper()
     return message_type in (b"ORU", b"")
+
+
+def entry_json(e: QuarantineEntry) -> dict[str, Any]:
+    """An entry as ``quarantine list --json`` and ``status --json`` show it (never the
+    message's content)."""
+    return {
+        "id": e.entry_id,
+        "message": e.control_id,
+        "sender": e.sender,
+        "received_at": _iso(e.received_at),
+        "subject": e.subject_id,
+        "stage": e.stage,
+        "error_class": e.error_class,
+        "location": e.location,
+        "reason": e.reason,
+        "times": e.times,
+        "first_seen": _iso(e.first_seen),
+        "last_seen": _iso(e.last_seen),
+        "holds_subject": e.holds,
+        "held_back": e.held_back,
+        "retryable": e.raw_kept,
+        "resolution": e.resolution,
+        "resolved_at": _iso(e.resolved_at),
+        "note": e.note,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None

@@ -20,9 +20,10 @@ from adapter.mappings import load_mappings
 from adapter.service.config import ServiceConfig, service_config
 from adapter.service.health import HEALTH
 from adapter.service.http import Endpoint, Probe
+from adapter.service.quarantine import entry_json
+from adapter.service.reload import MappingsWatcher, ReloadingStages, with_mappings
 from adapter.service.scheduler import LEASE, Recompute, Service, SourceSpec
 from adapter.service.sourcefacts import source_facts
-from adapter.service.stages import Stages
 from adapter.service.status import Limits, Status
 from adapter.store import open_store
 from adapter.store.service import ServiceStore
@@ -69,7 +70,11 @@ def run_service(
         ) as client,
     ):
         registry = Registry(store, load_study(settings.study_path))
-        stages = Stages(ServiceStore(store), client, settings, mappings, registry, config)
+        # Mappings changed on disk reach the next batch (adapter/service/reload.py).
+        watcher = MappingsWatcher(settings.mappings_dir, mappings)
+        stages = ReloadingStages(
+            ServiceStore(store), client, settings, mappings, registry, config, watcher=watcher
+        )
         service = Service(
             stages,
             Intake(store, registry),
@@ -79,7 +84,8 @@ def run_service(
             stop=stop,
         )
         port = config.http_port if options.http_port is None else options.http_port
-        endpoint = _endpoint(config.http_host, port, Probe(service.healthy, service.ready))
+        probe = Probe(service.healthy, with_mappings(service.ready, watcher))
+        endpoint = _endpoint(config.http_host, port, probe)
         try:
             endpoint.start()
             service.start_listeners()  # every listener listens, or start-up fails here
@@ -124,6 +130,7 @@ def current_status(store: ServiceStore, config_path: Path | None = None) -> Stat
             silent_seconds=dict(config.silent),
             stale_seconds=max(3 * config.lease_seconds, 30.0),
         ),
+        quarantine=[entry_json(e) for e in store.quarantine_entries()],
     )
 
 

@@ -8,7 +8,7 @@ a person and :data:`EXIT_ATTENTION` when something does (the ``attention`` list 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,8 @@ class Status:
     # What this command found itself per configured source: error_files, watermark_lag_seconds
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    # The open quarantine entries, oldest first (adapter.service.quarantine.entry_json)
+    quarantine: Sequence[Mapping[str, Any]] = ()
 
     def lag_seconds(self, since: datetime | None) -> float | None:
         return None if since is None else max((self.now - since).total_seconds(), 0.0)
@@ -62,7 +64,9 @@ class Status:
                 "dead_letters": d.dead_letters,
                 "held": d.held,
                 "quarantined": _quarantined(d),
+                "held_back": int(getattr(d, "held_back", 0) or 0),
             },
+            "quarantine": list(self.quarantine),
             "messages": d.by_status,
             "lag_seconds": {
                 "inbox": self.lag_seconds(d.oldest_inbox),
@@ -133,7 +137,10 @@ def attention(status: Status, data: Mapping[str, Any]) -> list[str]:
             "(trialbridge dead-letter list)"
         )
     if q["quarantined"]:
-        found.append(f"{q['quarantined']} message(s) quarantined (trialbridge quarantine list)")
+        found.append(
+            f"{q['quarantined']} message(s) quarantined, {q['held_back']} later transaction(s) "
+            "of their subjects waiting behind them (trialbridge quarantine list)"
+        )
     limit = status.limits.pending_seconds
     for queue in ("inbox", "outbox"):
         age = lag[queue]
@@ -203,6 +210,7 @@ def render(status: Status) -> list[str]:
             if sched["active"]
             else "not running (no live lease)"
         ),
+        *_quarantine_lines(data["quarantine"]),
         "Jobs:",
     ]
     for name, run in data["jobs"].items():
@@ -217,6 +225,22 @@ def render(status: Status) -> list[str]:
     else:
         lines.append("Nothing needs attention.")
     return lines
+
+
+def _quarantine_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The first quarantined messages, one line each (trialbridge quarantine list: all)."""
+    lines = [
+        f"  quarantined #{e['id']} message {e['message']} subject {e['subject'] or '-'}: "
+        f"{e['error_class']}" + (f" at {e['location']}" if e["location"] else "")
+        + (f"; {e['held_back']} later transaction(s) wait" if e["held_back"] else "")
+        for e in entries[:_SHOWN]
+    ]
+    if len(entries) > _SHOWN:
+        lines.append(f"  ... and {len(entries) - _SHOWN} more (trialbridge quarantine list)")
+    return lines
+
+
+_SHOWN = 10  # quarantined messages listed by status (all of them are in --json)
 
 
 def _job_line(run: Mapping[str, Any]) -> str:
