@@ -187,3 +187,25 @@ def test_without_a_token_the_server_answers_401_with_www_authenticate(servers: S
     assert response.json()["resourceType"] == "OperationOutcome"
     metadata = requests.get(f"{servers.fhir.base_url}/metadata", timeout=10)
     assert metadata.status_code == 200  # the CapabilityStatement stays public
+
+
+def test_research_staff_read_with_a_read_only_token_and_cannot_write(
+    servers: Servers, tmp_path: Path
+) -> None:
+    with smart(RESEARCH, servers, tmp_path / "research.pem") as reader:
+        assert isinstance(reader.search("ResearchSubject", {"_count": "5"}), list)
+        with pytest.raises(FhirError) as caught:
+            reader.transaction(
+                {
+                    "resourceType": "Bundle",
+                    "type": "transaction",
+                    "entry": [
+                        {
+                            "resource": {"resourceType": "Patient"},
+                            "request": {"method": "POST", "url": "Patient"},
+                        }
+                    ],
+                }
+            )
+    assert caught.value.status == 403
+    assert "missing system/Patient.c" in str(caught.value)

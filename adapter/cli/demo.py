@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+import yaml
 
+from adapter.auth import load_auth
 from adapter.cli._common import cli_errors, echo_json
-from adapter.config import DEFAULT_CONFIG, load_settings
+from adapter.config import DEFAULT_CONFIG, Settings, load_settings
 from adapter.demo import DemoResult, run_demo
 from adapter.dev_fhir import DevFhirServer
+from adapter.dev_fhir.auth import SecureDev, secure_dev
 from adapter.fhir_client import FhirClient
-from adapter.mappings import load_mappings
+from adapter.mappings import MappingSet, load_mappings
 
 T = TypeVar("T")
 
@@ -37,8 +40,15 @@ def _progress(items: Iterable[T], label: str) -> Iterable[T]:
 )
 @click.option("--port", type=int, default=0, show_default=True, help="Dev server port (0: any).")
 @click.option("--keep-running", is_flag=True, help="Leave the FHIR server up until Ctrl-C.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Run the whole flow with SMART backend-services tokens: a local authorization "
+    "server (oidc-provider) issues them and the FHIR server refuses requests without one. "
+    "The clients' keys and the research staff's configuration go to OUT/../secure.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def demo(out: Path, port: int, keep_running: bool, as_json: bool) -> None:
+def demo(out: Path, port: int, keep_running: bool, secure: bool, as_json: bool) -> None:
     """Start the local FHIR server, write the sample LIS feed, push it, and show what landed.
 
     Prints the Observations per analyte on the server and one trial subject's results.
@@ -48,17 +58,62 @@ def demo(out: Path, port: int, keep_running: bool, as_json: bool) -> None:
     with cli_errors():
         settings = load_settings(DEFAULT_CONFIG)
         mappings = load_mappings(settings.mappings_dir)
+        if secure:
+            with secure_dev(out.parent / "secure", port) as dev:
+                _run_secure(dev, out, settings, mappings, as_json, keep_running)
+            return
         with DevFhirServer(port=port) as server:
             click.echo(f"Local FHIR server: {server.base_url}", err=True)
             with FhirClient(server.base_url, timeout=settings.fhir_timeout) as client:
                 result = run_demo(out, client, settings, mappings, _progress)
-            if as_json:
-                echo_json(asdict(result))
-            else:
-                _print(result, server.base_url)
-            if keep_running:
-                click.echo(f"Serving {server.base_url} until Ctrl-C.", err=True)
-                _wait_forever()
+            _finish(result, server.base_url, as_json, keep_running)
+
+
+def _finish(result: DemoResult, base_url: str, as_json: bool, keep_running: bool) -> None:
+    if as_json:
+        echo_json(asdict(result))
+    else:
+        _print(result, base_url)
+    if keep_running:
+        click.echo(f"Serving {base_url} until Ctrl-C.", err=True)
+        _wait_forever()
+
+
+def _run_secure(
+    dev: SecureDev,
+    out: Path,
+    settings: Settings,
+    mappings: MappingSet,
+    as_json: bool,
+    keep_running: bool,
+) -> None:
+    base = dev.fhir.base_url
+    click.echo(f"Local FHIR server: {base} (tokens from {dev.auth.issuer} required)", err=True)
+    auth = load_auth(dev.writer)
+    with FhirClient(base, auth=auth, timeout=settings.fhir_timeout) as client:
+        result = run_demo(out, client, settings, mappings, _progress)
+    research = _research_config(out.parent / "secure" / "research.yaml", base, dev.reader)
+    if not as_json:
+        issued = dev.auth.stats()["tokens_issued"]
+        click.echo(
+            f"Secure mode: every request carried a SMART access token from {dev.auth.issuer} "
+            f"({issued} issued, scopes {dev.writer['scope']}); requests without one get 401."
+        )
+        click.echo(
+            f"Research staff read with a read-only client (scope {dev.reader['scope']}): "
+            f"trialbridge report --config {research} --study XHNKKY-DDSC --out report"
+        )
+    _finish(result, base, as_json, keep_running)
+
+
+def _research_config(path: Path, base_url: str, section: dict[str, str]) -> Path:
+    """A copy of the default configuration whose ``fhir`` is the secured dev server, read
+    with the research staff's client."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    config["fhir"]["url"] = base_url
+    config["fhir"]["auth"] = section
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def _print(result: DemoResult, base_url: str) -> None:

@@ -20,9 +20,11 @@ import json
 import re
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +42,9 @@ WRITER_SCOPES = (
     "system/ResearchStudy.crus system/Provenance.crus"
 )
 READER_SCOPES = "system/*.rs"
+#: The audience of the dev servers' tokens: the FHIR server's identifier (its URL is only
+#: known once it listens, after the authorization server has started).
+DEV_AUDIENCE = "urn:trialbridge:dev-fhir"
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,15 @@ class DevAuthServer(DevFhirServer):
     what = "the dev authorization server"
 
     def __init__(
-        self, clients: list[DevClient], *, audience: str, token_ttl: int = 300, port: int = 0
+        self,
+        clients: list[DevClient] | list[dict[str, Any]],
+        *,
+        audience: str,
+        token_ttl: int = 300,
+        port: int = 0,
+        stderr: IO[str] | None = None,
     ) -> None:
-        super().__init__(port=port)
+        super().__init__(port=port, stderr=stderr)
         self.clients = clients
         self.token_audience = audience
         self.token_ttl = token_ttl
@@ -117,7 +128,8 @@ class DevAuthServer(DevFhirServer):
 
     def _arguments(self) -> list[str]:
         registrations = Path(self._folder.name) / "clients.json"
-        registrations.write_text(json.dumps([c.registration() for c in self.clients]))
+        listed = [c.registration() if isinstance(c, DevClient) else c for c in self.clients]
+        registrations.write_text(json.dumps(listed))
         return [
             "--clients",
             str(registrations),
@@ -143,4 +155,58 @@ class DevAuthServer(DevFhirServer):
         self._folder.cleanup()
 
 
-__all__ = ["READER_SCOPES", "WRITER_SCOPES", "DevAuthServer", "DevClient"]
+@dataclass(frozen=True)
+class SecureDev:
+    """A dev FHIR server that demands tokens, its authorization server, and the two
+    clients' ``fhir.auth`` sections (TrialBridge writing, research staff reading)."""
+
+    fhir: DevFhirServer
+    auth: DevAuthServer
+    writer: dict[str, str]
+    reader: dict[str, str]
+
+
+@contextmanager
+def secure_dev(folder: Path, port: int = 0) -> Iterator[SecureDev]:
+    """Start both servers; write the clients' private keys into ``folder`` (mode 0600)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = DevClient.generate("trialbridge", WRITER_SCOPES)
+    reader = DevClient.generate("research-staff", READER_SCOPES, algorithm="ES384")
+    auth = DevAuthServer([writer, reader], audience=DEV_AUDIENCE)
+    try:
+        with (
+            auth,
+            DevFhirServer(port=port, require_auth=auth.issuer, audience=DEV_AUDIENCE) as fhir,
+        ):
+            sections = [
+                smart_section(c, auth.token_url, c.write_key(folder / f"{c.client_id}.pem"))
+                for c in (writer, reader)
+            ]
+            yield SecureDev(fhir, auth, *sections)
+    finally:
+        auth.close()
+
+
+def smart_section(client: DevClient, token_url: str, key_file: Path) -> dict[str, str]:
+    """The ``fhir.auth`` section that makes TrialBridge this client (README ``mode: smart``)."""
+    return {
+        "mode": "smart",
+        "client_id": client.client_id,
+        "token_url": token_url,
+        "scope": client.scope,
+        "private_key_file": str(key_file),
+        "key_id": client.key_id,
+        "algorithm": client.algorithm,
+    }
+
+
+__all__ = [
+    "DEV_AUDIENCE",
+    "READER_SCOPES",
+    "WRITER_SCOPES",
+    "DevAuthServer",
+    "DevClient",
+    "SecureDev",
+    "secure_dev",
+    "smart_section",
+]
