@@ -407,7 +407,8 @@ class FileDropSource:
                 raise
             shutil.move(path, target)
         if destination == ARCHIVE:
-            os.utime(target)  # its age in archive/ counts from now (archive_days)
+            now = self.clock()
+            os.utime(target, (now, now))  # its age in archive/ counts from now (archive_days)
         self._health.folders.checked_at = float("-inf")  # counted again after this poll
         return target
 
@@ -527,17 +528,19 @@ def check_tree(config: FileDropConfig) -> None:
 
 
 def folder_stats(config: FileDropConfig, now: float) -> _Folders:
-    """Counts of error/ (reason files aside) and archive/ (files, bytes, oldest)."""
+    """Files in error/ and archive/ (markers and reason files aside), archive/'s bytes and
+    the time its oldest file was archived."""
     stats = _Folders(checked_at=now)
+    extras = (config.marker_suffix, REASON_SUFFIX)
     for entry in _entries(config.error_dir):
-        if entry.is_file(follow_symlinks=False) and not entry.name.endswith(REASON_SUFFIX):
+        if entry.is_file(follow_symlinks=False) and not entry.name.endswith(extras):
             stats.error_files += 1
     for entry in _entries(config.archive_dir):
         if not entry.is_file(follow_symlinks=False):
             continue
         info = entry.stat(follow_symlinks=False)
-        stats.archive_files += 1
         stats.archive_bytes += info.st_size
+        stats.archive_files += not entry.name.endswith(extras)
         if stats.archive_oldest is None or info.st_mtime < stats.archive_oldest:
             stats.archive_oldest = info.st_mtime
     return stats
