@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -215,3 +216,68 @@ def test_two_instances_on_postgresql_one_active_and_the_standby_takes_over(
         assert second.stop() == 0
         assert count(store, outbox, outbox.c.status == "dead") == 0
     assert snapshot(fhir_url)  # every lab Observation once (snapshot fails on a duplicate)
+
+
+# Honest start-up and stop (issue 13) ----------------------------------------------------
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port some other program listens on."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        yield int(holder.getsockname()[1])
+    finally:
+        holder.close()
+
+
+def run_to_exit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TRIALBRIDGE, "run", "--fhir-url", "http://127.0.0.1:9/fhir", *args],
+        env={**os.environ, **FAST, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_taken_mllp_port_stops_start_up_with_the_key_and_the_port(taken_port: int) -> None:
+    env = {
+        "TRIALBRIDGE_SOURCES_MLLP_ENABLED": "true",
+        "TRIALBRIDGE_SOURCES_MLLP_PORT": str(taken_port),
+    }
+    done = run_to_exit(env, "--http-port", "0")
+    assert done.returncode != 0
+    assert "trialbridge run: ready" not in done.stderr
+    assert f"sources.mllp: the mllp listener cannot listen on 127.0.0.1:{taken_port}" in (
+        done.stderr
+    )
+    assert "address already in use" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+
+
+def test_a_taken_http_port_stops_start_up_with_the_key_and_the_port(taken_port: int) -> None:
+    done = run_to_exit({}, "--http-port", str(taken_port))
+    assert done.returncode != 0
+    assert f"service.http: cannot listen on 127.0.0.1:{taken_port}" in done.stderr
+    assert "service.http.port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_exits_0_with_the_fhir_server_down_and_a_listener_up(
+    tmp_path: Path, launch: Any, enrol: Any
+) -> None:
+    """The service runs with MLLP and a FHIR server that does not answer; what came in
+    waits in the outbox, /readyz says why it is not ready, and SIGTERM still exits 0."""
+    enrol()
+    env = {"TRIALBRIDGE_SOURCES_MLLP_ENABLED": "true", "TRIALBRIDGE_SOURCES_MLLP_PORT": "0"}
+    store_url = os.environ["TRIALBRIDGE_STORE_URL"]
+    run = launch(store_url, "http://127.0.0.1:9/fhir", tmp_path / "run.log", **env)
+    assert "1 source(s): mllp on 127.0.0.1:0" in (tmp_path / "run.log").read_text()
+    ready = wait_for(lambda: run.get("/readyz").json().get("sources"), 30, "/readyz")
+    assert ready == {"mllp": "ok"}
+    answer = run.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["fhir"].startswith("unreachable")
+    assert run.stop() == 0
+    assert "Traceback" not in (tmp_path / "run.log").read_text()

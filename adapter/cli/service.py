@@ -72,7 +72,7 @@ def run_command(
 
 def _ready(service: Service, port: int) -> None:
     sources = ", ".join(
-        f"{s.name} on {s.address}" if s.address else s.name for s in service.sources
+        f"{s.name} on {s.state().address}" if s.address else s.name for s in service.sources
     )
     click.echo(
         f"trialbridge run: ready, worker {service.holder}, "

@@ -393,6 +393,9 @@ class Service:
                 problem = spec.state().problem or f"did not listen within {timeout:g} s"
                 self._stop_listeners()
                 raise SourceError(_cannot_listen(spec, problem))
+        port = getattr(spec.source, "port", None)
+        if isinstance(port, int) and spec.address:  # the port it got (0 picks a free one)
+            spec.state().address = f"{spec.address.rsplit(':', 1)[0]}:{port}"
         self._up(spec)
 
     def _serve(self, spec: SourceSpec) -> None:
