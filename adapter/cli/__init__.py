@@ -49,6 +49,7 @@ _COMMAND_MODULES = (
     "scoring",
     "service",
     "simulate",
+    "smart",
     "sources",
     "trial",
 )
