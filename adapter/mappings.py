@@ -200,10 +200,26 @@ def load_mappings(directory: Path = DEFAULT_MAPPINGS_DIR) -> MappingSet:
 def mappings_fingerprint(directory: Path, declared_version: str) -> str:
     """The mappings' declared version plus a content hash of every file in the directory, so
     an edit that forgot to bump the version is still told apart."""
+    return f"{declared_version}+sha256:{content_digest(directory)}"
+
+
+def content_digest(directory: Path) -> str:
+    """A hash of every ``*.yaml`` file in ``directory`` (names and bytes): what the running
+    service compares to notice a change (content, not mtime: a copy that keeps the mtime, or
+    a clock step, must not hide an edit)."""
+    return snapshot_digest(read_snapshot(directory))
+
+
+def read_snapshot(directory: Path) -> dict[str, bytes]:
+    """Every ``*.yaml`` file of ``directory``, by name (raises OSError)."""
+    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.yaml"))}
+
+
+def snapshot_digest(files: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.yaml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{declared_version}+sha256:{digest.hexdigest()[:16]}"
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
