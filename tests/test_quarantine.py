@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -70,11 +72,51 @@ def poison(name: str, n: int, mrn: str = "MRN001") -> str:
     return text
 
 
-def lab(n: int, mrn: str = "MRN001", value: str = "42", status: str = "F", order: str = "") -> str:
+def lab(
+    n: int,
+    mrn: str = "MRN001",
+    value: str = "42",
+    status: str = "F",
+    order: str = "",
+    unit: str = "U/L",
+) -> str:
     return oru(
-        obx(1, ALT, value, "U/L", status=status), obx(2, TBIL, "1.1", "mg/dL"),
+        obx(1, ALT, value, unit, status=status), obx(2, TBIL, "1.1", "mg/dL"),
         mrn=mrn, message_id=f"M{n}-{mrn[-1]}", order=order or f"A{n}",
     )  # fmt: skip
+
+
+def alt_by_order(fhir_url: str, prefix: str) -> dict[str, tuple[str, float]]:
+    """The ALT results on the server whose order number starts with ``prefix``: order ->
+    (status, value). Fails if one order has two (a result written twice)."""
+    found = FhirClient(fhir_url).search("Observation", {"code": "http://loinc.org|1742-6"})
+    by_order: dict[str, tuple[str, float]] = {}
+    for o in found:
+        order = o["identifier"][0]["value"].split("^")[0]
+        if order.startswith(prefix):
+            assert order not in by_order, f"order {order} written twice"
+            by_order[order] = (o["status"], float(o["valueQuantity"]["value"]))
+    return by_order
+
+
+def broken_mappings(tmp_path: Path, factor: str = "1e999999") -> Path:
+    """A copy of mappings/ whose ALT conversion from [IU]/L overflows any decimal: a real
+    mapping file that makes translation raise something that is not TrialBridge's."""
+    folder = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, folder, dirs_exist_ok=True)
+    analytes = folder / "analytes.yaml"
+    text = analytes.read_text()
+    assert '"[IU]/L": "1"          # enzyme units' in text
+    analytes.write_text(
+        text.replace(
+            '"[IU]/L": "1"          # enzyme units', f'"[IU]/L": "{factor}"  # enzyme units', 1
+        )
+    )
+    return folder
+
+
+def entries(store: Store) -> list[Any]:
+    return ServiceStore(store).quarantine_entries(include_resolved=True)
 
 
 # Fixtures ----------------------------------------------------------------------------------
@@ -156,3 +198,50 @@ def test_a_poison_message_is_set_aside_alone_and_its_batch_goes_on(
     assert fate(store, "M1-2") == fate(store, "M2-2") == "processed"
     with store.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(outbox)) >= 2
+
+
+def test_a_mapping_that_raises_a_foreign_exception_sets_one_message_aside_and_holds_its_subject(
+    store: Store, fhir_url: str, tmp_path: Path
+) -> None:
+    """The catch-all: a mapping whose factor overflows makes translation raise
+    decimal.Overflow (not a TrialBridge error). That message alone is set aside; subject 2
+    goes on; subject 1's later correction waits behind it, and after the mapping is fixed
+    the retry delivers it once, before the correction."""
+    tag = uuid.uuid4().hex[:6]
+    take_in(
+        store,
+        lab(1, value="40", order=f"{tag}A"),  # subject 1, final 40
+        # Subject 1, order B: two corrections; the first cannot be converted. Sent in the
+        # wrong order, the older (41) would overwrite the newer (43): same status rank.
+        lab(2, value="41", order=f"{tag}B", status="C", unit="IU/L"),
+        lab(3, value="43", order=f"{tag}B", status="C"),
+        lab(4, "MRN002", value="50", order=f"{tag}C"),  # subject 2
+    )
+    broken = load_mappings(broken_mappings(tmp_path))
+    with FhirClient(fhir_url, retries=0) as client:
+        summary = PushSummary()
+        stages(store, client, broken).run_to_completion(summary)
+        assert summary.quarantined == 1 and summary.pushed == 2
+        assert alt_by_order(fhir_url, tag) == {
+            f"{tag}A": ("final", 40.0), f"{tag}C": ("final", 50.0)
+        }  # fmt: skip
+        [entry] = entries(store)
+        assert (entry.control_id, entry.subject_id, entry.stage) == ("M2-1", "DDSC-T01", "process")
+        assert entry.holds and entry.held_back == 1  # the correction of order B waits
+        if entry.error_class == "Overflow":  # not TrialBridge's: where in the code it failed
+            assert entry.location and entry.location.startswith("code: adapter/")
+            assert "not an error TrialBridge expected" in entry.reason
+        else:  # since mapped to a project error: it names the segment and field
+            assert entry.error_class.endswith("Error") and entry.location
+        assert ServiceStore(store).depths().held_back == 1
+
+        retried = ServiceStore(store).retry_quarantined([entry.entry_id])
+        assert retried.retried == [entry.entry_id]
+        summary = PushSummary()
+        stages(store, client).run_to_completion(summary)  # the mappings as they should be
+    assert summary.quarantined == 0 and summary.pushed == 2
+    assert alt_by_order(fhir_url, tag) == {
+        f"{tag}A": ("final", 40.0), f"{tag}B": ("corrected", 43.0), f"{tag}C": ("final", 50.0)
+    }  # fmt: skip
+    [entry] = entries(store)
+    assert entry.resolution == "retried" and ServiceStore(store).depths().quarantined == 0
