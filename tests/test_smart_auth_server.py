@@ -4,6 +4,7 @@ implementation nobody here wrote. Everything runs as real processes on the loopb
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from adapter.auth import SmartBackendAuth, load_auth
+from adapter.cli import main
 from adapter.dev_fhir import DevFhirServer
 from adapter.dev_fhir.auth import READER_SCOPES, WRITER_SCOPES, DevAuthServer, DevClient
 from adapter.errors import FhirError
@@ -209,3 +212,13 @@ def test_research_staff_read_with_a_read_only_token_and_cannot_write(
             )
     assert caught.value.status == 403
     assert "missing system/Patient.c" in str(caught.value)
+
+
+def test_smart_jwks_prints_the_public_key_to_register(tmp_path: Path) -> None:
+    key_file = WRITER.write_key(tmp_path / "key.pem")
+    result = CliRunner().invoke(
+        main, ["smart-jwks", "--key", str(key_file), "--kid", WRITER.key_id]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"keys": [WRITER.public_jwk()]}
+    assert "PRIVATE" not in result.output and '"d"' not in result.output
