@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := adapter/dev_fhir
 
-.PHONY: setup demo test lint clean chromium postgres docs bench bench-quick
+.PHONY: setup demo test lint clean chromium postgres docs promtool bench bench-quick
 
 setup: $(VENV)/.installed $(NODE_DIR)/node_modules/.package-lock.json
 
@@ -40,7 +40,12 @@ postgres:
 docs: setup
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
 
-test: lint chromium postgres docs
+# The alert rules (deploy/prometheus/) are checked and unit-tested by promtool (tests/test_alerts.py):
+# Debian's prometheus package, installed only when missing.
+promtool:
+	@command -v promtool >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus)
+
+test: lint chromium postgres docs promtool
 	$(BIN)/pytest
 
 # The performance benchmark (README "Performance"): every scenario with its baseline, one
