@@ -76,6 +76,8 @@ def _events(source: str, health: SourceHealth) -> Any:
     class Counted(events.Events):  # type: ignore[misc, name-defined]
         def emit(self, name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
             super().emit(name, level=level, **fields)
+            if name.endswith(".limit"):  # a configured limit was reached (mllp, file drop)
+                metrics.LIMITS_HIT.labels(source=source, limit=str(fields.get("limit"))).inc()
             if name == "query.reconciled":  # results the incremental pulls had missed
                 missed = int(fields.get("missed", 0) or 0)
                 metrics.RECONCILE_MISSED.labels(source=source).inc(missed)
