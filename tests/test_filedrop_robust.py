@@ -110,7 +110,7 @@ def test_a_file_whose_msh18_names_a_non_text_codec_goes_to_error_and_the_others_
     marked(folder, "d.hl7", message("D1"))
     assert source.poll(intake) == 1  # later polls go on
     assert len(stored(intake)) == 3
-    assert source.health()["error_files"] == 1 and source.health()["ok"]
+    assert source.health()["refused_files"] == 1 and source.health()["ok"]
 
 
 def test_a_message_the_door_fails_on_is_named_and_the_rest_of_its_file_goes_in(

@@ -113,9 +113,9 @@ class _Taken:
 
 @dataclass
 class _Folders:
-    """What ``status`` shows of archive/ and error/ (counts, never names)."""
+    """What ``status`` shows of archive/ (counts, never names; error/ is counted by status
+    itself, adapter/service/sourcefacts.py)."""
 
-    error_files: int = 0
     archive_files: int = 0
     archive_bytes: int = 0
     archive_oldest: float | None = None  # mtime (= archived at) of the oldest archived file
@@ -439,26 +439,26 @@ class FileDropSource:
 
     def health(self) -> dict[str, Any]:
         """What ``status`` and ``/readyz`` show of the drop: ``ok``, the ``problem`` (what,
-        which key and folder, what to do), and counts (never a file name)."""
+        which key and folder, what to do), archive/'s files, bytes and age, and the counts
+        of what went wrong that are not zero (never a file name)."""
         h, f = self._health, self._health.folders
         now = self.clock()
-        return {
-            "ok": h.problem is None,
-            "problem": h.problem,
-            "retry_in_seconds": max(round(h.retry_at - now), 0) if h.problem else None,
-            "waiting_files": h.waiting,
+        counts = {
+            "retry_in_seconds": max(round(h.retry_at - now), 0) if h.problem else 0,
             "settling_files": h.settling,
-            "error_files": f.error_files,
             "refused_files": h.refused,
             "too_large_files": h.too_large,
             "unreadable_files": h.unreadable,
             "symlinks_skipped": h.symlinks,
+        }
+        archive_age = None if f.archive_oldest is None else max(round(now - f.archive_oldest), 0)
+        return {
+            "ok": h.problem is None,
+            "problem": h.problem,
+            **{key: value for key, value in counts.items() if value},
             "archive_files": f.archive_files,
             "archive_bytes": f.archive_bytes,
-            "archive_oldest_age_seconds": (
-                None if f.archive_oldest is None else max(round(now - f.archive_oldest), 0)
-            ),
-            "archive_days": self.config.archive_days,
+            "archive_oldest_age_seconds": archive_age,
         }
 
     def _block(self, problem: str, now: float) -> None:
@@ -477,7 +477,7 @@ class FileDropSource:
         h.problem, h.since, h.failures, h.retry_at = None, None, 0, float("-inf")
 
     def _folder_stats(self, now: float) -> None:
-        """Count error/ and archive/, and delete what is past ``archive_days``."""
+        """Count archive/, and delete what is past ``archive_days``."""
         folders = self._health.folders
         if now - folders.checked_at < STATS_SECONDS:
             return
@@ -528,19 +528,14 @@ def check_tree(config: FileDropConfig) -> None:
 
 
 def folder_stats(config: FileDropConfig, now: float) -> _Folders:
-    """Files in error/ and archive/ (markers and reason files aside), archive/'s bytes and
-    the time its oldest file was archived."""
+    """Files in archive/ (markers aside), their bytes and when the oldest was archived."""
     stats = _Folders(checked_at=now)
-    extras = (config.marker_suffix, REASON_SUFFIX)
-    for entry in _entries(config.error_dir):
-        if entry.is_file(follow_symlinks=False) and not entry.name.endswith(extras):
-            stats.error_files += 1
     for entry in _entries(config.archive_dir):
         if not entry.is_file(follow_symlinks=False):
             continue
         info = entry.stat(follow_symlinks=False)
         stats.archive_bytes += info.st_size
-        stats.archive_files += not entry.name.endswith(extras)
+        stats.archive_files += not entry.name.endswith(config.marker_suffix)
         if stats.archive_oldest is None or info.st_mtime < stats.archive_oldest:
             stats.archive_oldest = info.st_mtime
     return stats
