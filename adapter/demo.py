@@ -45,6 +45,7 @@ class DemoResult:
     subject_id: str = ""
     subject_results: list[dict[str, str]] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
+    export_files: list[str] = field(default_factory=list)
     assessments: int = 0
     scores: dict[str, int] = field(default_factory=dict)
 
@@ -84,6 +85,7 @@ def run_demo(
     result.subject_id = first
     result.subject_results = subject_results(client, study, first)
     result.report_files = _write_report(client, study, mappings, out.parent / "report")
+    result.export_files = _write_export(client, study, mappings, out.parent / "sdtm")
     return result
 
 
@@ -92,6 +94,13 @@ def _write_report(client: FhirClient, study: Study, mappings: MappingSet, out: P
     from adapter.report import run_report  # pandas, matplotlib, lifelines: only when needed
 
     return run_report(client, study, mappings, out, as_of=date.today()).files
+
+
+def _write_export(client: FhirClient, study: Study, mappings: MappingSet, out: Path) -> list[str]:
+    """The trial as CDISC SDTM datasets (Dataset-JSON and XPT), next to the report."""
+    from adapter.export import run_export  # pandas, pyreadstat: only when needed
+
+    return run_export(client, study, mappings, out).files
 
 
 def _assess_from_csv(registry: Registry, csv_path: Path, client: FhirClient) -> int:

@@ -41,6 +41,7 @@ _COMMAND_MODULES = (
     "demo",
     "dev_fhir",
     "engineer",
+    "export",
     "messages",
     "quarantine",
     "queue",

@@ -10,6 +10,7 @@ study) becomes a :class:`~adapter.report.model.Skipped` with the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +31,8 @@ from adapter.trial.visits import local_date
 
 COUNTING_STATUSES = ("final", "corrected", "amended", "preliminary")
 """Observation.status values whose value counts (cancelled, entered-in-error... do not)."""
+# The pairing rule the score writer appends to a note (adapter.scoring.resources): not a reason.
+_PAIRING = re.compile(r"\s*\(inputs are paired within [^)]*\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ def subject_of(
         ),
         death=_date(patient.get("deceasedDateTime"), study),
         patient_ref=patient_ref,
+        sex=str(patient.get("gender", "")),
+        birth_year=_year(patient.get("birthDate")),
+        last_updated=max(_last_updated(resource), _last_updated(patient)),
     )
 
 
@@ -123,7 +129,7 @@ def measurement_of(
     status = str(observation.get("status", ""))
     if status not in COUNTING_STATUSES:
         return skip(f"{key}: status {status or '(none)'} does not count")
-    if not _in_study(observation, study_ref, study):
+    if not in_study(observation, study_ref, study):
         return skip(f"{key}: linked to another study")
     effective = observation.get("effectiveDateTime")
     if not isinstance(effective, str) or len(effective) < 10:
@@ -132,6 +138,7 @@ def measurement_of(
     if isinstance(value, str):
         return skip(f"{key}: {value}")
     amount, comparator = value
+    low, high = reference_range(observation)
     return Measurement(
         subject=subject,
         measure=key,
@@ -141,7 +148,36 @@ def measurement_of(
         status=status,
         observation_id=obs_id,
         tag=_timepoint(observation, study),
+        low=low,
+        high=high,
     )
+
+
+def reference_range(observation: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """The first reference range's low and high values (the builder writes them in the
+    analyte's canonical unit), None where absent."""
+    ranges = observation.get("referenceRange") or [{}]
+    return _bound(ranges[0].get("low")), _bound(ranges[0].get("high"))
+
+
+def _bound(quantity: Any) -> Decimal | None:
+    if not isinstance(quantity, dict) or quantity.get("value") is None:
+        return None
+    return Decimal(str(quantity["value"]))
+
+
+def absent_reason(observation: dict[str, Any]) -> str:
+    """Why a score Observation has no value, in its own words: the note the score writer puts
+    on it ("not computable: dialysis status unknown"), else its dataAbsentReason code."""
+    for note in observation.get("note") or []:
+        text = _PAIRING.sub("", str(note.get("text", ""))).strip().rstrip(".")
+        if text:
+            return text[0].lower() + text[1:]
+    codes = [
+        str(c.get("code", ""))
+        for c in (observation.get("dataAbsentReason") or {}).get("coding", [])
+    ]
+    return f"no value ({', '.join(codes)})" if any(codes) else "no numeric value"
 
 
 def _measure_key(observation: dict[str, Any], cat: Catalogue) -> str | None:
@@ -152,7 +188,7 @@ def _measure_key(observation: dict[str, Any], cat: Catalogue) -> str | None:
     return None
 
 
-def _in_study(observation: dict[str, Any], study_ref: str, study: Study) -> bool:
+def in_study(observation: dict[str, Any], study_ref: str, study: Study) -> bool:
     """No study link (the subject's pseudonymous Patient is enough), or a link to this one."""
     links = [
         e.get("valueReference") or {}
@@ -174,7 +210,9 @@ def _value(
         return Decimal(int(observation["valueInteger"])), ""
     quantity = observation.get("valueQuantity")
     if not isinstance(quantity, dict) or quantity.get("value") is None:
-        return "no numeric value"
+        # A score's note says why it has no value; a lab result's note is the lab's free
+        # text (NTE), which never goes into a report.
+        return absent_reason(observation) if measure.kind == SCORE else "no numeric value"
     value = Decimal(str(quantity["value"]))
     comparator = str(quantity.get("comparator", ""))
     unit = str(quantity.get("code") or quantity.get("unit") or "")
@@ -198,6 +236,16 @@ def _timepoint(observation: dict[str, Any], study: Study) -> str:
 
 def _extension(resource: dict[str, Any], url: str, key: str) -> Any:
     return next((e.get(key) for e in resource.get("extension", []) if e.get("url") == url), None)
+
+
+def _year(value: Any) -> int | None:
+    """The year of a FHIR date (``1960`` or ``1960-04-02``), None when absent or malformed."""
+    text = str(value or "")[:4]
+    return int(text) if len(text) == 4 and text.isdigit() else None
+
+
+def _last_updated(resource: dict[str, Any]) -> str:
+    return str((resource.get("meta") or {}).get("lastUpdated", ""))
 
 
 def _date(value: Any, study: Study) -> date | None:

@@ -37,6 +37,9 @@ class SubjectData:
     last_known_alive: date | None
     death: date | None
     patient_ref: str  # "Patient/<id>"
+    sex: str = ""  # Patient.gender: female, male, other, unknown ("" when absent)
+    birth_year: int | None = None  # the Patient holds the birth year only
+    last_updated: str = ""  # the later meta.lastUpdated of the ResearchSubject and Patient
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class Measurement:
     status: str
     observation_id: str
     tag: str  # the visit timepoint tag the Observation carries ("" when none)
+    low: Decimal | None = None  # reference range, in the canonical unit
+    high: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
