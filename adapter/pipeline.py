@@ -319,7 +319,12 @@ def _into_inbox(
         else:
             summary.messages += 1
             summary.dropped += accepted.verdict != UNATTRIBUTABLE
-            summary.unattributable += accepted.verdict == UNATTRIBUTABLE
+            if accepted.verdict == UNATTRIBUTABLE:
+                summary.unattributable += 1
+                summary.errors.append(
+                    f"{accepted.message.source}: refused: not an HL7 message with a readable "
+                    "PID-3 (patient identifier), so nobody to tie it to; nothing was kept"
+                )
     return kept
 
 

@@ -97,7 +97,8 @@ def push_command(
     duplicate and not sent again. Results that cannot be mapped are held in the store:
     see ``trialbridge unmapped``. Writes are conditional on the result's identifier, so a
     final result replaces its preliminary. Directories are read in file-name order. Exit
-    status 1 if any message was refused or failed.
+    status 1 if any message was refused (not HL7, no readable PID-3, cannot be used as
+    sent) or failed.
 
     Example: trialbridge push feed/ --fhir-url http://127.0.0.1:8080/fhir
     """
@@ -127,9 +128,10 @@ def push_command(
             print_summary(scored, as_json=False)
             for error in summary.errors:
                 click.echo(f"  {error}", err=True)
-        if summary.refused or summary.failed:
+        refused = summary.refused + summary.unattributable
+        if refused or summary.failed:
             raise click.ClickException(
-                f"{summary.refused} message(s) refused and {summary.failed} failed; see above"
+                f"{refused} message(s) refused and {summary.failed} failed; see above"
             )
 
 
@@ -138,6 +140,7 @@ def _print_summary(summary: PushSummary) -> None:
         f"{summary.messages} message(s): {summary.pushed} pushed, "
         f"{summary.dropped} dropped (not enrolled), "
         f"{summary.duplicates} duplicate(s) not pushed again, "
+        f"{summary.refused + summary.unattributable} refused, "
         f"{summary.observations} Observation(s) written, {summary.held} result(s) held, "
         f"{summary.dropped_results} dated before baseline, {summary.vital} vital-status change(s)"
     )
