@@ -27,6 +27,7 @@ from adapter.tools.diff import diff_translations, old_mappings
 from adapter.tools.explain import explain
 from adapter.tools.findings import KIND_TITLES, KINDS
 from adapter.tools.lint import lint_directory
+from adapter.tools.regression import run_suite
 
 
 def _dumps(data: Any) -> str:
@@ -97,7 +98,7 @@ def _print_explanation(data: dict[str, Any]) -> None:
 
 @click.group("mappings")
 def mappings_group() -> None:
-    """Check and compare the mapping files in mappings/."""
+    """Check, compare and test the mapping files in mappings/."""
 
 
 @mappings_group.command("check")
@@ -166,6 +167,53 @@ def diff_mappings_command(
             click.echo(str(change))
         counts = ", ".join(f"{n} {kind}" for kind, n in diff.counts().items()) or "no change"
         click.echo(f"{diff.results} result(s) in {len(paths)} file(s) compared: {counts}")
+
+
+@mappings_group.command("test")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Write each NAME.expected.yaml from today's output (review the diff), check nothing.",
+)
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The mappings directory to test (default: the configured one).",
+)
+@CONFIG
+@JSON
+def test_mappings_command(
+    directory: Path, update: bool, mappings_dir: Path | None, config_path: Path, as_json: bool
+) -> None:
+    """Run every *.hl7 under DIRECTORY through the mappings and compare each with the
+    NAME.expected.yaml next to it: which OBX maps to which analyte, value, unit and status,
+    which are held and why. Every difference is printed as FILE: MESSAGE OBX[n].FIELD:
+    expected X, got Y.
+
+    Exit status 1 when anything differs (or an expected file is missing).
+
+    Example: trialbridge mappings test tests/mapping-suite
+    """
+    with cli_errors():
+        settings = load_settings(config_path)
+        mappings = load_mappings(mappings_dir or settings.mappings_dir)
+        suite = run_suite(directory, settings, mappings, update=update)
+        if as_json:
+            echo_json(suite.as_dict())
+        else:
+            for difference in suite.differences:
+                click.echo(str(difference))
+            for written in suite.written:
+                click.echo(f"wrote {written}")
+            click.echo(
+                f"{suite.files} file(s), {suite.messages} message(s), {suite.results} result(s): "
+                + (f"{len(suite.written)} expected file(s) written" if update else
+                   f"{len(suite.differences)} difference(s)")
+            )  # fmt: skip
+        if suite.differences:
+            raise click.ClickException(f"{len(suite.differences)} difference(s) from expected")
 
 
 def _run(paths: list[Path], settings: Settings, mappings: MappingSet) -> list[Translation]:
