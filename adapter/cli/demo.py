@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterable
@@ -73,7 +75,8 @@ def _finish(result: DemoResult, base_url: str, as_json: bool, keep_running: bool
     if as_json:
         echo_json(asdict(result))
     else:
-        _print(result, base_url)
+        _print(result)
+        _print_next_steps(base_url, keep_running)
     if keep_running:
         click.echo(f"Serving {base_url} until Ctrl-C.", err=True)
         _wait_forever()
@@ -116,7 +119,7 @@ def _research_config(path: Path, base_url: str, section: dict[str, str]) -> Path
     return path
 
 
-def _print(result: DemoResult, base_url: str) -> None:
+def _print(result: DemoResult) -> None:
     push = result.push
     click.echo(f"Sample feed: {result.files} files in {result.feed_dir}")
     click.echo(f"Enrolled {result.enrolled} subjects from enrolment.csv.")
@@ -144,7 +147,26 @@ def _print(result: DemoResult, base_url: str) -> None:
     click.echo("\nThe research staff's report, read back from the FHIR server:")
     for path in result.report_files:
         click.echo(f"  {path}")
-    click.echo(f"\nExplore: {base_url}/Observation?code=http://loinc.org|1742-6")
+
+
+def _print_next_steps(base_url: str, keep_running: bool) -> None:
+    if keep_running:
+        click.echo(f"\nExplore: {base_url}/Observation?code=http://loinc.org|1742-6")
+    else:
+        click.echo(
+            "\nThe FHIR server stopped with the demo (`trialbridge demo --keep-running` keeps it)."
+        )
+    if not _venv_active():
+        bin_dir = Path(sys.executable).parent
+        click.echo(
+            f"The trialbridge command is in {bin_dir}: run `. {bin_dir}/activate` first "
+            f"(or call {bin_dir}/trialbridge)."
+        )
+
+
+def _venv_active() -> bool:
+    """Whether `trialbridge` is on this shell's PATH: the demo's virtualenv was activated."""
+    return os.environ.get("VIRTUAL_ENV") == sys.prefix or shutil.which("trialbridge") is not None
 
 
 def _wait_forever() -> None:
