@@ -81,9 +81,7 @@ def _events(source: str, health: SourceHealth) -> Any:
             if name == "query.reconciled":  # results the incremental pulls had missed
                 missed = int(fields.get("missed", 0) or 0)
                 metrics.RECONCILE_MISSED.labels(source=source).inc(missed)
-            if name.endswith(".limit"):  # mllp.limit, file_drop.limit: which limit was hit
-                metrics.LIMITS_HIT.labels(source=source, limit=str(fields.get("limit"))).inc()
-            elif name.endswith(".refused"):  # mllp.refused: a peer kept out by the guard
+            if name.endswith(".refused"):  # mllp.refused: a peer kept out by the guard
                 metrics.LIMITS_HIT.labels(source=source, limit=str(fields.get("reason"))).inc()
             # One event per batch handed to the inbox door carries ``messages`` and ``kept``
             # (``mllp.accepted``, ``query.accepted``, the file drop's ``file.taken``).
