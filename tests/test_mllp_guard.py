@@ -261,3 +261,15 @@ def test_the_service_refuses_a_peer_and_an_unguarded_host(
 
 def _environ() -> dict[str, str]:
     return dict(os.environ)
+
+
+def test_allow_any_is_explicit_and_logged_as_a_warning(intake: Intake) -> None:
+    config = MllpConfig(enabled=True, host="0.0.0.0", port=0, allow_any=True)
+    background, source, events = serve(intake, config)
+    with background:
+        port = source.wait_ready()
+        with from_address(OTHER_LOOPBACK, port) as anyone:
+            anyone.sendall(frame(message("ANY1")))
+            assert msa(anyone.recv(65536)[1:-2])[1:3] == ["AA", "ANY1"]
+    [listening_event] = events.named("mllp.listening")
+    assert listening_event["guard"] == "allow_any" and listening_event["host"] == "0.0.0.0"
