@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from adapter.config import load_settings
@@ -23,7 +26,7 @@ from adapter.intake import Intake
 from adapter.mappings import MappingSet, load_mappings
 from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
-from adapter.service.stages import Stages
+from adapter.service.stages import PUSH_TRIES, Stages
 from adapter.store import Store, incoming, open_store
 from adapter.store.schema import held_results, messages, outbox, quarantine
 from adapter.store.service import ServiceStore
@@ -245,3 +248,136 @@ def test_a_mapping_that_raises_a_foreign_exception_sets_one_message_aside_and_ho
     }  # fmt: skip
     [entry] = entries(store)
     assert entry.resolution == "retried" and ServiceStore(store).depths().quarantined == 0
+
+
+# Pushing: an answer the adapter cannot use ---------------------------------------------------
+
+
+class KeylessSearches:
+    """An HTTP proxy to the FHIR server whose Observation searches also return an
+    Observation without an identifier (a server quirk the adapter does not expect: its
+    lookup raises KeyError, not a FHIR error). Real sockets; everything else forwarded."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.quirky = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+
+    def __enter__(self) -> KeylessSearches:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._relay(None)
+
+            def do_POST(self) -> None:
+                self._relay(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+            def _relay(self, body: bytes | None) -> None:
+                path = self.path.removeprefix("/fhir")
+                upstream = requests.request(
+                    self.command, proxy.upstream + path, data=body, timeout=60,
+                    headers={"Content-Type": "application/fhir+json"},
+                )  # fmt: skip
+                content = upstream.content
+                if self.command == "GET" and path.startswith("/Observation?") and proxy.quirky:
+                    page = json.loads(content)
+                    keyless = {"resourceType": "Observation", "status": "final"}
+                    page.setdefault("entry", []).append({"resource": keyless})
+                    content = json.dumps(page).encode()
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def test_a_push_that_raises_something_unexpected_is_tried_again_then_set_aside(
+    store: Store, fhir_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    take_in(store, lab(1, value="40", order=f"{tag}A"), lab(2, value="44", order=f"{tag}A"))
+    with KeylessSearches(fhir_url) as proxy, FhirClient(proxy.url, retries=0) as client:
+        work = stages(store, client)
+        work.process_inbox(10)
+        for _ in range(PUSH_TRIES):  # tried again, as after a 5xx, then set aside
+            assert entries(store) == []
+            work.push_outbox(10, ignore_schedule=True)
+        [entry] = entries(store)
+        assert (entry.stage, entry.error_class, entry.control_id) == ("push", "KeyError", "M1-1")
+        assert entry.location and entry.location.startswith("code: adapter/lifecycle.py")
+        assert entry.held_back == 1  # the final of the same order waits behind it
+        assert work.push_outbox(10, ignore_schedule=True) == 0
+        proxy.quirky = False  # the server fixed
+        assert ServiceStore(store).retry_quarantined([entry.entry_id]).retried
+        summary = PushSummary()
+        work.run_to_completion(summary)
+    assert summary.pushed == 2 and summary.quarantined == 0
+    assert alt_by_order(fhir_url, tag) == {f"{tag}A": ("final", 44.0)}
+    with store.engine.connect() as conn:
+        statuses = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+        assert dict(statuses.all()) == {"dead": 1, "sent": 2}  # the set-aside try, then both
+
+
+def refuse_held_code(store: Store, code: str) -> None:
+    """Make the database itself refuse a held result with OBX-3 ``code`` (a trigger, as a
+    constraint added by a DBA would): the write of that message's outcome fails."""
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_code BEFORE INSERT ON held_results "
+                f"WHEN NEW.code = '{code}' BEGIN SELECT RAISE(ABORT, 'code refused'); END"
+            )
+            return
+        conn.exec_driver_sql(
+            "CREATE FUNCTION refuse_code() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.code = '{code}' THEN RAISE EXCEPTION 'code refused' "
+            "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_code BEFORE INSERT ON held_results "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_code()"
+        )
+
+
+def test_a_message_whose_outcome_the_database_refuses_is_set_aside_not_its_batch(
+    store: Store, fhir_url: str
+) -> None:
+    """Writing a batch's outcome is one transaction: one row the database refuses used to
+    roll back the batch, every run. The batch is processed again one message at a time, and
+    the one that cannot be written is set aside alone, with the database's error."""
+    refuse_held_code(store, "ODD")
+    odd = oru(obx(1, "ODD^Odd^L", "5", "U/L"), message_id="P1", order="N1")  # unmapped: held
+    take_in(store, lab(1, "MRN002"), odd, lab(2, "MRN002"), lab(3))
+    with FhirClient(fhir_url, retries=0) as client:
+        work = stages(store, client)
+        summary = PushSummary()
+        assert work.process_inbox(10, summary) == 4
+        assert work.process_inbox(10) == 0
+    assert [fate(store, m) for m in ("M1-2", "M2-2", "M3-1")] == ["processed"] * 3
+    assert fate(store, "P1") == "quarantined" and summary.quarantined == 1
+    [entry] = entries(store)
+    assert (entry.error_class, entry.stage, entry.subject_id) == (
+        "StoreError",
+        "process",
+        "DDSC-T01",
+    )
+    assert "code refused" in entry.reason

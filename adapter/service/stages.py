@@ -115,9 +115,15 @@ class Stages:
         except Exception as exc:
             if batch_size == 1 or not _one_message(exc):
                 raise
-            return sum(self._process_alone(gate, summary) for _ in range(batch_size))
+            return self._process_singly(batch_size, gate, summary)
         summary.add(attempt)
         return len(claim.messages)
+
+    def _process_singly(self, limit: int, gate: Gate | None, summary: PushSummary) -> int:
+        claimed = 0
+        while claimed < limit and self._process_alone(gate, summary):
+            claimed += 1
+        return claimed
 
     def _process_alone(self, gate: Gate | None, summary: PushSummary) -> int:
         """Claim and process one message in a transaction of its own; set it aside alone
