@@ -310,8 +310,6 @@ def _query_tag(raw: bytes, protocol: str) -> str:
 
 
 def test_a_lis_that_refuses_reused_control_ids_refuses_a_reused_one(lis: LisSimulator) -> None:
-    query = lis.requests  # nothing sent yet
-    assert query == []
     request = (
         b"MSH|^~\\&|TRIALBRIDGE||||20240116000000+0800||QRY^R02^QRY_R02|SAME|P|2.4\r"
         b"QRD|20240116000000+0800|R|I|Q1|||9999^RD|MRN001^^^^^^^^NTCH|RES|ALL\r"

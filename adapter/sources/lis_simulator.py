@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from adapter.sources.hl7v2 import Header, format_ts, parse_ts, read_header
 from adapter.sources.mllp import control_ids
 
 LIS_TZ = timezone(timedelta(hours=8))
+_KEPT = 10_000  # queries remembered in LisSimulator.requests / control_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +70,11 @@ class LisSimulator:
         self.application, self.facility = application, facility
         self.tz = tz
         self.queries = 0
-        self.control_ids: list[str] = []  # MSH-10 of every query answered or refused
-        self.requests: list[bytes] = []  # every query as received
+        # The last queries received (as received, and their MSH-10), for tests and demos;
+        # bounded so that a simulator left running for days does not grow without end.
+        self.control_ids: deque[str] = deque(maxlen=_KEPT)
+        self.requests: deque[bytes] = deque(maxlen=_KEPT)
+        self._seen: set[str] = set()  # every MSH-10 ever received (a reused one is refused)
         # A LIS killed mid-pull: after this many queries answered, connections are dropped
         # without an answer (None: never).
         self.drop_after: int | None = None
@@ -129,7 +134,8 @@ class LisSimulator:
             problem = Problem("AR", "200", "MSH^1^9", "only QRY^R02 and QBP queries are answered")
             return build_ack(header, self._ids(), moment, problem)
         self.requests.append(request)
-        seen = header.control_id in self.control_ids
+        seen = header.control_id in self._seen
+        self._seen.add(header.control_id)
         self.control_ids.append(header.control_id)
         if seen or not header.control_id:
             problem = Problem("AR", "207", "MSH^1^10", "MSH-10 is empty or was used before")

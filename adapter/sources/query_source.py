@@ -98,7 +98,7 @@ class QuerySource:
                 try:
                     total += self._pull(intake, client, subject)
                 except QueryError as exc:  # this subject waits for the next run; others go on
-                    self._refused(subject, exc)
+                    self.report_refused(subject, exc)
         self.events.emit("query.polled", subjects=len(subjects), total=total)
         return total
 
@@ -134,7 +134,7 @@ class QuerySource:
             found += self._ask(client, hospital_id, since, until)
         return found
 
-    def _refused(self, subject: EnrolledSubject, exc: QueryError) -> None:
+    def report_refused(self, subject: EnrolledSubject, exc: QueryError) -> None:
         self.events.emit(
             "query.refused",
             level=logging.WARNING,
@@ -209,7 +209,7 @@ class Reconciliation:
                     try:
                         found = self._reconcile(intake, client, subject)
                     except QueryError as exc:  # the others go on; counted in the record
-                        self.source._refused(subject, exc)
+                        self.source.report_refused(subject, exc)
                         refused += 1
                         continue
                     checked += found[0]
