@@ -316,3 +316,18 @@ def test_an_msh18_naming_a_non_text_codec_is_an_ae_not_an_invitation_to_resend(
     assert err(ack)[2:4] == ["MSH^1^18", "102^Data type error^HL70357"]
     assert "again" not in ack.decode("latin-1")
     assert stored(intake.store) == 0
+
+
+def test_mllp_send_prints_where_and_which_error(port: int, tmp_path: Path) -> None:
+    order = message("ORD1").replace(b"ORU^R01^ORU_R01", b"ORM^O01")
+    (tmp_path / "order.hl7").write_bytes(order)
+    (tmp_path / "result.hl7").write_bytes(message("RES1"))
+    command = [str(Path(sys.executable).parent / "trialbridge"), "mllp-send"]
+    command += [str(tmp_path / "result.hl7"), str(tmp_path / "order.hl7"), "--port", str(port)]
+    sent = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert sent.stdout.splitlines() == [
+        "result.hl7#1: AA RES1",
+        "order.hl7#1: AR ORD1 [MSH^1^9 200] message type ORM is not ORU or ADT: route only "
+        "ORU and ADT messages here",
+    ]
+    assert sent.returncode == 1 and "1 message(s) were not accepted" in sent.stderr

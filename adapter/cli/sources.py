@@ -135,15 +135,20 @@ def _messages(path: Path) -> list[bytes]:
 
 
 def _acknowledged(ack: bytes) -> tuple[str, str]:
+    """MSA-1 and the line to print: MSA-1, MSA-2, then for an error ERR-2 (where) and
+    ERR-3 (the HL7 table 0357 code) in brackets, and MSA-3 (the text)."""
     header = read_header(ack)
     if header is None:
         raise SourceError("the listener answered with something that is not an HL7 ACK")
-    for segment in ack.decode("latin-1").split("\r"):
-        if segment.startswith("MSA"):
-            fields = segment.split(header.separator)
-            code = fields[1] if len(fields) > 1 else ""
-            return code, " ".join(f for f in fields[1:4] if f)
-    raise SourceError("the listener's ACK has no MSA segment")
+    segments = {s[:3]: s.split(header.separator) for s in ack.decode("latin-1").split("\r")}
+    msa = segments.get("MSA")
+    if msa is None:
+        raise SourceError("the listener's ACK has no MSA segment")
+    msa += [""] * 4
+    error = segments.get("ERR", []) + [""] * 4
+    where = " ".join(p for p in (error[2], error[3].split(header.encoding[0])[0]) if p)
+    parts = [msa[1], msa[2], f"[{where}]" if where else "", msa[3]]
+    return msa[1], " ".join(p for p in parts if p)
 
 
 COMMANDS: list[click.Command] = [lis_simulator, mllp_send]

@@ -103,7 +103,7 @@ def check_frame(
     if header is None:
         return _no_header(payload)
     if header.message_type not in ACCEPTED_TYPES:
-        shown = header.field(9)[:20] or "(empty)"
+        shown = header.message_type[:10] or "(empty)"
         text = f"message type {shown} is not ORU or ADT: route only ORU and ADT messages here"
         return Problem("AR", "200", "MSH^1^9", text)  # 2.9.2.1: MSH-9 not acceptable
     if not header.control_id:
