@@ -187,18 +187,6 @@ def _check_match(fields: dict[str, list[str]], control_id: str, query_id: str) -
             raise QueryError(f"the answer is to query {tag}, not {query_id} ({name})")
 
 
-def answered_id(raw: bytes) -> str:
-    """MSA-2 of a reply (the MSH-10 it answers), empty when there is none."""
-    data = normalise(raw)
-    header = read_header(data)
-    if header is None:
-        return ""
-    for segment in data.decode("latin-1").split("\r"):
-        if segment.startswith("MSA"):
-            return _field(segment.split(header.separator), 2)
-    return ""
-
-
 def _groups(segments: list[str], separator: str) -> list[tuple[list[str], list[str]]]:
     """(patient segments, order segments) for each order in the response."""
     groups: list[tuple[list[str], list[str]]] = []
