@@ -45,7 +45,7 @@ def source_facts(store: ServiceStore, config_path: Path) -> dict[str, dict[str, 
 def _count(folder: Path, pattern: str) -> int | None:
     """Files matching ``pattern`` in ``folder`` (None when it cannot be read)."""
     try:
-        return sum(1 for p in folder.glob(pattern) if p.is_file())
+        return sum(1 for p in folder.glob(pattern) if p.is_file() and not p.is_symlink())
     except OSError:
         return None
 
