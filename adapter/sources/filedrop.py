@@ -90,9 +90,10 @@ def stable(previous: dict[str, Signature], current: dict[str, Signature]) -> lis
 class RefusedError(SourceError):
     """A file's content will never be accepted: it goes to ``error/`` with this reason."""
 
-    def __init__(self, what: str, where: str, todo: str) -> None:
+    def __init__(self, what: str, where: str, todo: str, kind: str) -> None:
         super().__init__(f"{what} ({where}) — {todo}")
         self.what, self.where, self.todo = what, where, todo
+        self.kind = kind  # too-large | not-hl7 | cut-short | door-failed | unexpected (logs)
 
 
 class BlockedError(SourceError):
@@ -299,6 +300,7 @@ class FileDropSource:
             "the whole file",
             f"split it into smaller files at the LIS, or raise {KEY}.max_file_bytes if a "
             "file this large is expected; then drop it again",
+            "too-large",
         )
 
     def _commit(self, intake: Intake, chunks: Iterator[bytes], name: str) -> int:
@@ -356,7 +358,9 @@ class FileDropSource:
     def _report_accepted(self, accepted: list[Accepted]) -> None:
         if accepted:  # the one event per batch with messages and kept (see events.py)
             kept = sum(a.kept for a in accepted)
-            self.events.emit("file_drop.accepted", messages=len(accepted), kept=kept)
+            self.events.emit(
+                "file_drop.accepted", level=logging.DEBUG, messages=len(accepted), kept=kept
+            )
 
     def unreadable(self, message: Incoming) -> str | None:
         """Why the message is not HL7 that decodes, or None (it may still be refused later)."""
@@ -415,7 +419,8 @@ class FileDropSource:
     def _refuse(self, intake: Intake, path: Path, refused: RefusedError) -> None:
         """Move the file to error/ with its reason beside it; the next file goes on."""
         self._health.refused += 1
-        self.events.emit("file_drop.refused", level=logging.WARNING, error=type(refused).__name__)
+        # Not "<source>.refused": the service counts those as peers refused by a guard.
+        self.events.emit("file_drop.to_error", level=logging.WARNING, kind=refused.kind)
         try:
             info = path.lstat()
         except FileNotFoundError:
@@ -458,7 +463,7 @@ class FileDropSource:
             **{key: value for key, value in counts.items() if value},
             "archive_files": f.archive_files,
             "archive_bytes": f.archive_bytes,
-            "archive_oldest_age_seconds": archive_age,
+            **({} if archive_age is None else {"archive_oldest_age_seconds": archive_age}),
         }
 
     def _block(self, problem: str, now: float) -> None:
@@ -644,7 +649,7 @@ def _refused_message(
     if location:
         where += f", {location}"
     what = f"nothing in the file is an HL7 message that can be read: {problem}"
-    return RefusedError(what, where, _DROP_AGAIN)
+    return RefusedError(what, where, _DROP_AGAIN, "not-hl7")
 
 
 def _refused_midway(taken: int, exc: MessageError) -> RefusedError:
@@ -652,6 +657,7 @@ def _refused_midway(taken: int, exc: MessageError) -> RefusedError:
         f"the file cannot be read past its first {taken} message(s): {exc}",
         f"after message {taken}" + (f", {exc.location}" if exc.location else ""),
         f"the first {taken} message(s) were taken; {_DROP_AGAIN}",
+        "cut-short",
     )
 
 
@@ -665,6 +671,7 @@ def _refused_at_door(failed: list[tuple[int, Incoming, Exception]]) -> RefusedEr
         "were taken",
         f"message(s) {numbers}",
         "report this to TrialBridge's maintainers with this reason file; " + _DROP_AGAIN,
+        "door-failed",
     )
 
 
@@ -673,6 +680,7 @@ def _unexpected(exc: Exception) -> RefusedError:
         f"an unexpected {type(exc).__name__} while reading the file: {exc}",
         "the file",
         "report this to TrialBridge's maintainers with this reason file; " + _DROP_AGAIN,
+        "unexpected",
     )
 
 
