@@ -42,7 +42,7 @@ def test_mllp_send_prints_each_ack(
             result = CliRunner().invoke(main, ["mllp-send", str(batch), "--port", port])
     assert result.exit_code == 1
     assert "batch.hl7#1: AA S1" in result.output
-    assert "batch.hl7#2: AR MSH-10 (message control id) is empty" in result.output
+    assert "batch.hl7#2: AE [MSH^1^10 101] MSH-10 (message control id) is empty" in result.output
     assert "1 message(s) were not accepted" in result.output
 
 
