@@ -15,7 +15,7 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_netw
 from pathlib import Path
 from typing import Any
 
-from adapter.config import DEFAULT_CONFIG, ROOT, config_section
+from adapter.config import DEFAULT_CONFIG, ROOT, base_dir, config_section
 from adapter.errors import ConfigError
 
 DEFAULT_DROP = ROOT / "var" / "drop"
@@ -389,7 +389,7 @@ class _Reader:
         if not text:
             return None
         path = Path(text).expanduser()
-        return path if path.is_absolute() else ROOT / path
+        return path if path.is_absolute() else base_dir(self.where) / path
 
     def tls(self) -> Tls | None:
         cert, key, ca = self.path("tls_cert"), self.path("tls_key"), self.path("tls_ca")
