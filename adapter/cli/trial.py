@@ -78,11 +78,28 @@ def _summary(subject: EnrolledSubject) -> dict[str, Any]:
     }
 
 
-def _hospital_id(text: str) -> HospitalId:
+def _hospital_id(text: str, without_authority: bool = False) -> HospitalId:
     value, sep, authority = text.partition("^")
+    if without_authority and not sep and value.strip():
+        return HospitalId(value.strip(), "")
     if not sep or not value.strip() or not authority.strip():
-        raise click.BadParameter(f"{text!r} must be VALUE^AUTHORITY, e.g. 20986393^NTCH")
+        raise click.BadParameter(
+            f"{text!r} must be VALUE^AUTHORITY, e.g. 20986393^NTCH (or VALUE with "
+            "--without-authority, for a LIS that never sends PID-3's assigning authority)"
+        )
     return HospitalId(value.strip(), authority.strip())
+
+
+def _warn_without_authority(subject_id: str, ids: tuple[HospitalId, ...]) -> None:
+    for hospital_id in ids:
+        if not hospital_id.authority:
+            click.echo(
+                f"warning: {subject_id}'s identifier has no assigning authority: every message "
+                "whose PID-3 carries that number without one is taken as this subject's. Safe "
+                "only while no other system sending numbers without an authority feeds "
+                "TrialBridge; use VALUE^AUTHORITY once the LIS sends PID-3.4",
+                err=True,
+            )
 
 
 @click.command("enrol")
@@ -111,6 +128,12 @@ def _hospital_id(text: str) -> HospitalId:
     is_flag=True,
     help="Enrol although the age at consent is outside the study's range.",
 )
+@click.option(
+    "--without-authority",
+    is_flag=True,
+    help="Accept --id VALUE alone, for a LIS that never sends PID-3's assigning authority "
+    "(a warning says what that risks).",
+)
 @FHIR_URL
 @CONFIG
 @JSON
@@ -123,6 +146,7 @@ def enrol(
     sex: str,
     birth_year: int,
     override_age: bool,
+    without_authority: bool,
     fhir_url: str | None,
     config_path: Path,
     as_json: bool,
@@ -136,14 +160,17 @@ def enrol(
     with cli_errors(), _session(config_path, fhir_url) as session:
         new = NewSubject(
             subject_id,
-            tuple(_hospital_id(i) for i in ids),
+            tuple(_hospital_id(i, without_authority) for i in ids),
             arm,
             consent.date(),
             tuple(d.date() for d in infusions),
             sex,
             birth_year,
         )
-        subject = session.registry.enrol(new, override_age=override_age)
+        subject = session.registry.enrol(
+            new, override_age=override_age, without_authority=without_authority
+        )
+        _warn_without_authority(subject_id, new.hospital_ids)
         _publish(session, [subject])
         _print(_summary(subject), as_json, f"enrolled {subject_id} in {arm}")
 

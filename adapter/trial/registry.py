@@ -47,7 +47,12 @@ class NewSubject:
 
 
 def check_enrolment(
-    new: NewSubject, study: Study, enrolled: Sequence[EnrolledSubject], *, override_age: bool
+    new: NewSubject,
+    study: Study,
+    enrolled: Sequence[EnrolledSubject],
+    *,
+    override_age: bool,
+    without_authority: bool = False,
 ) -> list[str]:
     """Everything wrong with an enrolment (empty when it may go ahead)."""
     problems = []
@@ -60,20 +65,25 @@ def check_enrolment(
         problems.append(f"arm {new.arm!r} is not one of the study's arms ({known})")
     if new.sex not in SEXES:
         problems.append(f"sex {new.sex!r} must be one of {', '.join(SEXES)}")
-    problems += _identifier_problems(new, enrolled)
+    problems += _identifier_problems(new, enrolled, without_authority)
     problems += _date_problems(new)
     if not override_age:
         problems += _age_problems(new, study)
     return problems
 
 
-def _identifier_problems(new: NewSubject, enrolled: Sequence[EnrolledSubject]) -> list[str]:
+def _identifier_problems(
+    new: NewSubject, enrolled: Sequence[EnrolledSubject], without_authority: bool = False
+) -> list[str]:
     if not new.hospital_ids:
         return ["at least one hospital identifier (MRN with its assigning authority) is needed"]
+    # Only on request (enrol --without-authority, for a LIS that never sends PID-3.4): such an
+    # identifier matches any message whose PID-3 carries the number with no authority.
     problems = [
-        "an identifier without an assigning authority cannot be matched safely"
+        "an identifier without an assigning authority cannot be matched safely "
+        "(enrol --without-authority if the LIS never sends one)"
         for h in new.hospital_ids
-        if not h.authority.strip()
+        if not h.authority.strip() and not without_authority
     ]
     taken = {h.key(): s.subject_id for s in enrolled for h in s.hospital_ids}
     for hospital_id in new.hospital_ids:
@@ -112,8 +122,16 @@ class Registry:
         self._index: tuple[tuple[int, datetime | None], EnrolmentIndex] | None = None
         self._probe = store.change_probe()
 
-    def enrol(self, new: NewSubject, *, override_age: bool = False) -> EnrolledSubject:
-        problems = check_enrolment(new, self.study, self.subjects(), override_age=override_age)
+    def enrol(
+        self, new: NewSubject, *, override_age: bool = False, without_authority: bool = False
+    ) -> EnrolledSubject:
+        problems = check_enrolment(
+            new,
+            self.study,
+            self.subjects(),
+            override_age=override_age,
+            without_authority=without_authority,
+        )
         if problems:
             raise EnrolmentError(f"cannot enrol {new.subject_id}: " + "; ".join(problems))
         self.enrol_many([new])
