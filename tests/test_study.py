@@ -68,7 +68,7 @@ def write(tmp_path: Path, change: dict[str, object]) -> Path:
                     {"code": "v2", "week": 1, "window": [0, 1]},
                 ]
             },
-            "the windows of v1 and v2 overlap",
+            "visits[1].window: the windows of v1 (days 4 to 10) and v2 (days 7 to 8) overlap",
         ),
         ({"visits": [{"code": "v1", "week": 1, "window": [3, 3]}]}, "visits[0].window"),
         ({"title": None}, "title: is required"),
