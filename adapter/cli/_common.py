@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from adapter.config import DEFAULT_CONFIG, Settings
-from adapter.errors import TrialBridgeError
+from adapter.config import CONFIG_VARIABLE, ETC_CONFIG, FoundConfig, Settings, find_config
+from adapter.errors import ConfigError, TrialBridgeError
+from adapter.logs import get_logger
 from adapter.store import open_store
 from adapter.trial.gate import Gate
 from adapter.trial.registry import Registry
@@ -47,14 +48,36 @@ def enrolment_gate(settings: Settings) -> Iterator[Gate]:
         yield Gate(registry.study, registry.index())
 
 
+def _found_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """The configuration file: --config, else found as :func:`adapter.config.find_config`
+    looks (TRIALBRIDGE_CONFIG, /etc/trialbridge, the checkout); remembered for
+    :func:`config_found`."""
+    try:
+        found = find_config(value)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.meta[_FOUND] = found
+    get_logger("adapter.cli").info("config.found", path=str(found.path), via=found.how)
+    return found.path
+
+
+def config_found() -> str:
+    """``FILE (found via HOW)`` for the configuration the current command uses."""
+    found: FoundConfig | None = click.get_current_context().meta.get(_FOUND)
+    return f"{found.path} (from {found.how})" if found else "?"
+
+
+_FOUND = "trialbridge.config"
+
 # Options and arguments shared by the commands.
 CONFIG = click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file.",
+    default=None,
+    callback=_found_config,
+    help=f"Configuration file (default: ${CONFIG_VARIABLE}, then {ETC_CONFIG}, then the "
+    "checkout's config/trialbridge.yaml).",
 )
 FHIR_URL = click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from adapter.cli._common import cli_errors, echo_json
-from adapter.config import DEFAULT_CONFIG, load_settings
+from adapter.cli._common import CONFIG, cli_errors, echo_json
+from adapter.config import load_settings
 from adapter.errors import ConfigError
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.trial.study import DEFAULT_STUDY, VISIT_RULES, load_study
+from adapter.trial.study import VISIT_RULES, load_study
 
 if TYPE_CHECKING:
     from adapter.report.model import SubjectData
@@ -72,18 +72,11 @@ def _subject_label(subject: SubjectData | None) -> str:
 @click.option(
     "--study-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_STUDY,
-    show_default=True,
-    help="The study definition (visits, windows, time zone, rule).",
+    default=None,
+    help="The study definition (visits, windows, time zone, rule) [default: study.path "
+    "from the configuration].",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file (FHIR URL, timeout, mappings folder).",
-)
+@CONFIG
 @click.option(
     "--page-size",
     type=click.IntRange(min=1),
@@ -99,7 +92,7 @@ def report(
     formats: tuple[str, ...],
     as_of: datetime | None,
     rule: str | None,
-    study_file: Path,
+    study_file: Path | None,
     config_path: Path,
     page_size: int,
     as_json: bool,
@@ -117,6 +110,7 @@ def report(
     started = time.perf_counter()
     with cli_errors():
         settings = load_settings(config_path)
+        study_file = study_file or settings.study_path
         study = load_study(study_file)
         if study.identifier != study_id:
             raise ConfigError(
@@ -125,6 +119,7 @@ def report(
                 path=str(study_file),
             )
         mappings = load_mappings(settings.mappings_dir)
+        study.check_analytes(mappings.analytes, str(settings.mappings_dir / "analytes.yaml"))
         with FhirClient.from_settings(
             settings, base_url=fhir_url, config_path=config_path
         ) as client:
