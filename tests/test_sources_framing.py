@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adapter.sources.ack import Problem, build_ack, check, internal_problem
+from adapter.sources.ack import Problem, build_ack, check, internal_problem, read_frame
 from adapter.sources.framing import BadFrame, FrameDecoder, frame
 from adapter.sources.hl7v2 import escape, parse_ts, read_header
 from adapter.store.inbox import Incoming
@@ -143,3 +143,18 @@ def test_a_readable_header_is_read_from_any_bytes_or_none() -> None:
     problem = check(wide + b"\x00", "mllp")
     assert isinstance(problem, Problem)
     assert (problem.code, problem.error, problem.location) == ("AE", "102", "MSH^1^18")
+
+
+@pytest.mark.parametrize(
+    ("item", "code", "error"),
+    [
+        (BadFrame("bytes outside an MLLP frame", codecs.BOM_UTF16_LE + b"M\x00S"), "AE", "100"),
+        (BadFrame("a frame is over 50 bytes", GOOD[:50], too_large=True), "AE", "100"),
+        (codecs.BOM_UTF16_BE + b"\x00M\x00", "AE", "102"),
+        (GOOD.replace(b"ORU^R01^ORU_R01", b"ORU^\xb5"), "AE", "102"),  # 0xb5 is not UTF-8
+    ],
+)
+def test_read_frame_answers_every_frame(item: bytes | BadFrame, code: str, error: str) -> None:
+    header, checked = read_frame(item)
+    assert isinstance(checked, Problem) and (checked.code, checked.error) == (code, error)
+    assert build_ack(header, "TB6", NOW, checked).startswith(b"MSH|")

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from adapter.errors import MessageError
 from adapter.parse.decode import decode_message, normalise
+from adapter.sources.framing import BadFrame
 from adapter.sources.hl7v2 import DEFAULT_ENCODING, Header, escape, format_ts, read_header
 from adapter.store.inbox import Incoming, one_message
 
@@ -153,6 +154,25 @@ def _wide_bom_problem() -> Problem:
         "that way: send the message in UTF-8 (MSH-18 UNICODE UTF-8) or 8859/1"
     )
     return content_problem("102", "MSH^1^18", text)
+
+
+_FRAMING = "send each message as <VT> message <FS><CR> (MLLP), within sources.mllp limits"
+
+
+def read_frame(
+    item: bytes | BadFrame, forced_charset: str | None = None
+) -> tuple[Header | None, bytes | Problem]:
+    """What the listener does with each frame, whatever its bytes: its MSH (for the reply,
+    None when unreadable) and its message, or the problem to answer. Never raises."""
+    header = None
+    try:
+        if isinstance(item, BadFrame):
+            header = read_header(item.data)
+            return header, content_problem("100", "", f"{item.reason}: {_FRAMING}")
+        header = read_header(item)
+        return header, check_frame(header, item, forced_charset)
+    except Exception as exc:  # a bug in checking must still answer the sender
+        return header, unreadable_problem(type(exc).__name__)
 
 
 def _normalised(payload: bytes) -> bytes:

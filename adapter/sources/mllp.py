@@ -41,15 +41,13 @@ from adapter.sources.ack import (
     Problem,
     Responder,
     build_ack,
-    check_frame,
-    content_problem,
+    read_frame,
     transient_problem,
-    unreadable_problem,
 )
 from adapter.sources.config import MllpConfig, is_loopback
 from adapter.sources.events import Events
 from adapter.sources.framing import BadFrame, Frame, FrameDecoder, frame
-from adapter.sources.hl7v2 import Header, read_header
+from adapter.sources.hl7v2 import Header
 from adapter.store.inbox import Incoming, one_message
 
 SOURCE = "mllp"
@@ -303,18 +301,12 @@ class MllpSource:
 
     def _read(self, item: Frame) -> tuple[Header | None, bytes | Problem]:
         """A frame's MSH (for its reply) and its message, or what is wrong with it."""
-        header = None
-        try:
-            if isinstance(item, BadFrame):
-                if item.too_large:
-                    self._limit("max_message_bytes", limit_value=self.config.max_message_bytes)
-                header = read_header(item.data)
-                return header, content_problem("100", "", f"{item.reason}: {_FRAMING}")
-            header = read_header(item)
-            return header, check_frame(header, item, self.forced_charset)
-        except Exception as exc:  # a bug in checking must still answer the sender
-            self.events.emit("mllp.check_failed", level=logging.ERROR, error=type(exc).__name__)
-            return header, unreadable_problem(type(exc).__name__)
+        if isinstance(item, BadFrame) and item.too_large:
+            self._limit("max_message_bytes", limit_value=self.config.max_message_bytes)
+        header, checked = read_frame(item, self.forced_charset)
+        if isinstance(checked, Problem) and checked.error == "207":  # a bug, not the sender's
+            self.events.emit("mllp.check_failed", level=logging.ERROR, text=checked.text[:80])
+        return header, checked
 
     def _admit(self, checked: list[bytes | Problem]) -> list[_Outcome]:
         """The enrolment gate on this chunk's messages, here on the event loop: the forgotten
@@ -367,9 +359,6 @@ async def _settled(done: asyncio.Future[Accepted]) -> Problem | None:
     except Exception as exc:
         return transient_problem(f"the inbox could not store it ({type(exc).__name__})")
     return None
-
-
-_FRAMING = "send each message as <VT> message <FS><CR> (MLLP), within sources.mllp limits"
 
 
 class _Hold:
