@@ -11,21 +11,24 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from adapter.cli import main
 from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.mappings import MappingSet, load_mappings
 from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
+from adapter.service.quarantine import carries_results, fault_of
 from adapter.service.stages import PUSH_TRIES, Stages
 from adapter.store import Store, incoming, open_store
 from adapter.store.schema import held_results, messages, outbox, quarantine
@@ -381,3 +384,123 @@ def test_a_message_whose_outcome_the_database_refuses_is_set_aside_not_its_batch
         "DDSC-T01",
     )
     assert "code refused" in entry.reason
+
+
+# What an operator sees and does ----------------------------------------------------------------
+
+
+def cli(store: Store, *args: str) -> Any:
+    url = store.engine.url.render_as_string(hide_password=False)
+    return CliRunner().invoke(main, [*args, "--store", url])
+
+
+def test_an_operator_lists_shows_discards_with_a_reason_and_the_subject_goes_on(
+    store: Store, fhir_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    odd = oru(
+        obx(1, ALT, "41", "IU/L"), message_id="P1", order=f"{tag}B", notes=("Patient anxious",)
+    )
+    take_in(store, odd, lab(2, value="43", order=f"{tag}C"))
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client, load_mappings(broken_mappings(tmp_path))).run_to_completion(
+            PushSummary()
+        )
+    listed = cli(store, "quarantine", "list")
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith("1 quarantined message(s)\n  #")
+    assert "message P1 subject DDSC-T01 process: " in listed.output
+    assert "1 later transaction(s) wait" in listed.output
+    [shown] = json.loads(cli(store, "quarantine", "list", "--json").output)
+    assert shown["message"] == "P1" and shown["held_back"] == 1 and shown["retryable"]
+    one = json.loads(cli(store, "quarantine", "show", str(shown["id"]), "--json").output)
+    assert one == shown
+    assert "anxious" not in json.dumps(shown)  # the message's content is never shown
+    status = json.loads(cli(store, "status", "--json").output)
+    assert status["queues"]["quarantined"] == 1 and status["queues"]["held_back"] == 1
+    assert [e["message"] for e in status["quarantine"]] == ["P1"]
+    assert any("quarantined" in item for item in status["attention"])
+
+    refused = cli(store, "quarantine", "discard", str(shown["id"]))
+    assert refused.exit_code == 2 and "--reason" in refused.output
+    done = cli(store, "quarantine", "discard", str(shown["id"]), "--reason", "resent as P2 (J. Li)")
+    assert done.exit_code == 0 and "1 entry(ies) discarded" in done.output
+    again = cli(store, "quarantine", "discard", str(shown["id"]), "--reason", "twice")
+    assert again.exit_code == 1 and "not open" in again.output
+    [closed] = json.loads(cli(store, "quarantine", "list", "--all", "--json").output)
+    assert (closed["resolution"], closed["note"]) == ("discarded", "resent as P2 (J. Li)")
+    assert cli(store, "quarantine", "list").output.startswith("0 quarantined message(s)")
+    with FhirClient(fhir_url, retries=0) as client:  # the later result is no longer held
+        stages(store, client).run_to_completion(PushSummary())
+    assert alt_by_order(fhir_url, tag) == {f"{tag}C": ("final", 43.0)}
+    assert "anxious" not in caplog.text and "MRN001" not in caplog.text
+
+
+def test_retry_from_the_command_line_pushes_once_and_replay_brings_set_aside_messages_back(
+    store: Store, fhir_url: str, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    take_in(store, lab(1, value="41", order=f"{tag}B", unit="IU/L"))
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client, load_mappings(broken_mappings(tmp_path))).run_to_completion(
+            PushSummary()
+        )
+    [entry] = entries(store)
+    retried = cli(
+        store, "quarantine", "retry", str(entry.entry_id), "--push", "--fhir-url", fhir_url
+    )
+    assert retried.exit_code == 0, retried.output
+    assert "1 message(s) back in the inbox" in retried.output
+    assert "pushed 1 transaction(s), 0 quarantined again" in retried.output
+    assert alt_by_order(fhir_url, tag) == {f"{tag}B": ("final", 41.0)}
+    twice = cli(store, "quarantine", "retry", str(entry.entry_id))
+    assert twice.exit_code == 1 and "not open" in twice.output
+    assert cli(store, "quarantine", "retry").exit_code == 2  # which ones?
+
+    # Quarantined again by the broken mapping, then brought back by replay.
+    take_in(store, lab(2, value="45", order=f"{tag}D", unit="IU/L"))
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client, load_mappings(broken_mappings(tmp_path))).run_to_completion(
+            PushSummary()
+        )
+    assert ServiceStore(store).depths().quarantined == 1
+    replayed = cli(store, "replay", "--since", "2000-01-01")
+    assert replayed.exit_code == 0, replayed.output
+    assert ServiceStore(store).depths().quarantined == 0
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client).run_to_completion(PushSummary())
+    assert alt_by_order(fhir_url, tag) == {f"{tag}B": ("final", 41.0), f"{tag}D": ("final", 45.0)}
+
+
+def test_a_quarantined_message_keeps_its_bytes_past_the_retention_until_it_is_closed(
+    store: Store, fhir_url: str, tmp_path: Path
+) -> None:
+    take_in(store, lab(1, unit="IU/L"), lab(2, "MRN002"))
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client, load_mappings(broken_mappings(tmp_path))).run_to_completion(
+            PushSummary()
+        )
+    later = datetime.now(UTC) + timedelta(days=365)
+    assert ServiceStore(store).purge_raw(later) == 1  # the delivered message's bytes only
+    [entry] = entries(store)
+    assert entry.raw_kept
+    ServiceStore(store).discard_quarantined([entry.entry_id], "test")
+    assert ServiceStore(store).purge_raw(later) == 1
+
+
+def test_only_a_result_message_holds_back_its_subject() -> None:
+    adt = "MSH|^~\\&|ADT|NTCH|TB|NTCH|20240115||ADT^A03|A1|P|2.5.1\rPID|1||MRN001^^^NTCH^MR\r"
+    assert not carries_results(adt.encode())
+    assert carries_results(lab(1).encode())
+    assert carries_results(b"\xef\xbb\xbfMSH|^~\\&|X|Y|||||ORU^R01|1|P|2.5.1\r")
+    assert carries_results(b"garbage")  # unreadable: it may be one
+
+
+def test_an_unexpected_exception_is_recorded_by_class_and_code_line_without_its_content() -> None:
+    try:
+        int("Patient anxious\x00")
+    except ValueError as exc:
+        fault = fault_of(exc)
+    assert fault.error_class == "ValueError"
+    assert fault.location is None  # raised outside TrialBridge's code: no line to name
+    assert "\x00" not in fault.reason and len(fault.reason) <= 500
