@@ -130,8 +130,13 @@ def push_command(
                 click.echo(f"  {error}", err=True)
         refused = summary.refused + summary.unattributable
         if refused or summary.failed:
+            aside = (
+                f" ({summary.quarantined} quarantined: trialbridge quarantine list)"
+                if summary.quarantined
+                else ""
+            )
             raise click.ClickException(
-                f"{refused} message(s) refused and {summary.failed} failed; see above"
+                f"{refused} message(s) refused and {summary.failed} failed{aside}; see above"
             )
 
 
