@@ -9,7 +9,8 @@ Three layers, as in every stage:
   :mod:`~adapter.report.survival` - the pure core, from FHIR JSON to plain data to tables;
 - :mod:`adapter.report.plots`, :mod:`~adapter.report.html`, :mod:`~adapter.report.writers` -
   the outputs: subjects.csv, visits.csv, summary.csv, completeness.csv, survival.csv,
-  excluded.csv, report.html (and report.xlsx on request).
+  excluded.csv, safety.csv and safety_shift.csv (CTCAE v5.0 grades, :mod:`~adapter.report.safety`),
+  report.html (and report.xlsx on request).
 
 Usage::
 
@@ -31,6 +32,7 @@ from adapter.mappings import MappingSet
 from adapter.report.extract import Catalogue, catalogue
 from adapter.report.model import Measure, Measurement, TrialData
 from adapter.report.reader import DEFAULT_PAGE_SIZE, Progress, no_progress, read_trial
+from adapter.report.safety import Safety, compute_safety
 from adapter.report.survival import ONE_YEAR, ArmSurvival, survival_by_arm, survival_table
 from adapter.report.tables import Tables, compute_tables, survival_time
 from adapter.report.writers import write_csvs, write_text, write_xlsx
@@ -55,6 +57,7 @@ class Report:
     survival: list[ArmSurvival]
     survival_table: pd.DataFrame
     excluded: pd.DataFrame
+    safety: Safety
     summary_note: str = field(
         default=(
             "Change from baseline: per subject, the value at the visit minus that subject's "
@@ -72,6 +75,8 @@ class Report:
             "completeness": self.tables.completeness,
             "survival": self.survival_table,
             "excluded": self.excluded,
+            "safety": self.safety.subjects,
+            "safety_shift": self.safety.shift,
         }
 
 
@@ -124,6 +129,7 @@ def build_report(
         survival,
         survival_table(survival, horizon),
         excluded,
+        compute_safety(data, study, measures),
     )
 
 
@@ -135,7 +141,7 @@ def write_report(report: Report, out: Path, *, xlsx: bool = False) -> list[Path]
     frames = report.frames()
     paths = write_csvs(frames, out)
     if xlsx:
-        paths.append(write_xlsx(frames, out / "report.xlsx"))
+        paths.append(write_xlsx(frames, out / "report.xlsx", stamp=report.as_of))
     paths.append(write_text(render_html(report), out / "report.html"))
     return paths
 

@@ -60,7 +60,7 @@ def catalogue(study: Study, mappings: MappingSet) -> Catalogue:
     for key in study.analytes:
         analyte = mappings.analytes[key]
         analytes[key] = analyte
-        measures.append(Measure(key, ANALYTE, analyte.display, analyte.unit))
+        measures.append(Measure(key, ANALYTE, analyte.display, analyte.unit, analyte.loinc))
         by_code[(LOINC, analyte.loinc)] = key
     for key in study.scores:
         score = SCORE_CODES[key]

@@ -41,6 +41,7 @@ def render_html(report: Report) -> str:
         *_survival(report),
         *_trajectories(report),
         *_completeness(report),
+        *_safety(report),
         "<h2 id='summary'>Summary by arm and visit</h2>",
         _note(report.summary_note),
         _table(report.tables.summary, "summary"),
@@ -105,6 +106,29 @@ def _completeness(report: Report) -> Iterable[str]:
     gaps = table[~table["state"].isin([PRESENT, NOT_DUE, DUE])]
     yield _note(f"{len(gaps)} subject/visit/analyte gaps (missing, overdue, out of window…):")
     yield _table(gaps, "gaps")
+
+
+def _safety(report: Report) -> Iterable[str]:
+    safety = report.safety
+    yield f"<h2 id='safety'>Safety: {escape(safety.version)} grades</h2>"
+    yield _note(
+        "Per subject and test: the baseline (the last result on or before day 0, graded "
+        "against its own reference range) and the worst grade after it. ALT, AST, alkaline "
+        "phosphatase and bilirubin are graded in multiples of the baseline when the baseline "
+        "was above ULN, creatinine by the higher of its ULN and baseline grades, as CTCAE "
+        "v5.0 says. INR (the grade depends on anticoagulation, not recorded), sodium of "
+        "125-129 mmol/L (depends on symptoms) and censored values get no grade; "
+        "<i>none</i> counts them, and safety.csv gives the reasons."
+    )
+    shift = safety.shift[safety.shift["subjects"] > 0]
+    yield _note("Shift table: subjects by baseline grade (rows) and worst post-baseline grade:")
+    yield _table(shift, "safety-shift")
+    yield (
+        "<details><summary>Baseline and worst grade per subject and test "
+        f"({len(safety.subjects)} rows)</summary>"
+    )
+    yield _table(safety.subjects, "safety")
+    yield "</details>"
 
 
 def _excluded(report: Report) -> Iterable[str]:

@@ -22,6 +22,7 @@ class Measure:
     kind: str  # ANALYTE or SCORE
     display: str
     unit: str
+    loinc: str = ""  # an analyte's canonical LOINC code ("" for a score)
 
 
 @dataclass(frozen=True, slots=True)
