@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adapter.bench.env import Stopwatch
 from adapter.bench.results import Row, machine, table, write_json
-from adapter.bench.scenarios import feed_mllp, latency, mapping, memory, report, scale
+from adapter.bench.scenarios import export, feed_mllp, latency, mapping, memory, report, scale
 from adapter.bench.scenarios.common import FULL, QUICK, Context
 
 Scenario = Callable[[Context], list[Row]]
@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Scenario] = {
     "5": memory.run,
     "6": scale.run,
     "7": report.run,
+    "8": export.run,
 }
 
 
