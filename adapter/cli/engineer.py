@@ -117,7 +117,7 @@ def check_mappings_command(directory: Path | None, config_path: Path, as_json: b
     Example: trialbridge mappings check mappings/
     """
     with cli_errors():
-        target = directory or load_settings(config_path).mappings_dir
+        target = _shown(directory or load_settings(config_path).mappings_dir)
         findings = lint_directory(target)
         errors = sum(1 for f in findings if f.level == "error")
         if as_json:
@@ -128,6 +128,14 @@ def check_mappings_command(directory: Path | None, config_path: Path, as_json: b
             click.echo(f"{errors} error(s), {len(findings) - errors} warning(s) in {target}")
         if errors:
             raise click.ClickException(f"{errors} error(s) in the mappings")
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (as a person types it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 @mappings_group.command("diff")

@@ -120,12 +120,22 @@ def _compare_message(file: str, label: str, want: Outcome, have: Outcome) -> Ite
     wanted, had = want.get("results") or {}, have.get("results") or {}
     for location in sorted(set(wanted) | set(had), key=_position):
         old, new = wanted.get(location), had.get(location)
-        if old is None or new is None:
-            yield Difference(file, f"{label} {location}", old, new)
+        if old is None or new is None or ("held" in old) != ("held" in new):
+            yield Difference(file, f"{label} {location}", _brief(old), _brief(new))
             continue
         for name in sorted(set(old) | set(new)):
             if str(old.get(name)) != str(new.get(name)) or (name in old) != (name in new):
                 yield Difference(file, f"{label} {location}.{name}", old.get(name), new.get(name))
+
+
+def _brief(result: dict[str, Any] | None) -> str | None:
+    """A result in one phrase: ``held: REASON`` or ``sodium (2951-2) 145 mmol/L, final``."""
+    if result is None:
+        return None
+    if "held" in result:
+        return f"held: {result['held']}"
+    value = " ".join(str(result[k]) for k in ("value", "unit") if result.get(k) is not None)
+    return f"{result.get('analyte')} ({result.get('loinc')}) {value}, {result.get('status')}"
 
 
 def _show(value: Any) -> str:
