@@ -87,7 +87,7 @@ def test_an_adt_is_acked_with_its_trigger_and_an_error_with_err() -> None:
     ack = build_ack(read_header(adt), "TB2", NOW, internal_problem("disk full")).decode()
     msh, msa, err, _ = ack.split("\r")
     assert msh.split("|")[8] == "ACK^A03^ACK"
-    assert msa.startswith("MSA|AR|MSG0001|disk full")
+    assert msa.startswith("MSA|AR|MSG0001|not stored, send the same message later: disk full")
     assert err.split("|")[3] == "207^Application internal error^HL70357"
     assert err.split("|")[4] == "E"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from adapter.errors import StoreError
 from adapter.intake import Intake
 from adapter.sources import Background, MllpSource
 from adapter.sources.client import MllpClient
@@ -331,3 +332,33 @@ def test_mllp_send_prints_where_and_which_error(port: int, tmp_path: Path) -> No
         "ORU and ADT messages here",
     ]
     assert sent.returncode == 1 and "1 message(s) were not accepted" in sent.stderr
+
+
+def test_a_registry_that_cannot_be_read_is_ar_and_a_message_that_breaks_the_gate_is_ae(
+    intake: Intake, port: int
+) -> None:
+    """2.9.2.2 c) versus b): the store failing is not the message's fault (AR: resend it
+    later); an exception that this message's own bytes cause would come again (AE)."""
+    triage = intake.triage
+    state = {"store_down": True}
+
+    def gate(raws: list[bytes]) -> list[str]:
+        if state["store_down"]:
+            raise StoreError("the state store is locked")
+        if any(b"|POISON|" in raw for raw in raws):
+            raise IndexError("a bug on these bytes")
+        return triage(raws)
+
+    intake.triage = gate  # type: ignore[method-assign]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(frame(message("DOWN1")))
+        [down] = read_frames(sock, 1)
+        state["store_down"] = False
+        sock.sendall(frame(message("DOWN1")) + frame(message("POISON")) + frame(message("OK1")))
+        resent, poison, ok = read_frames(sock, 3)
+    assert msa(down)[1:3] == ["AR", "DOWN1"] and "send the same message later" in msa(down)[3]
+    assert err(down)[3].startswith("207^")
+    assert msa(resent)[1:3] == ["AA", "DOWN1"]
+    assert msa(poison)[1:3] == ["AE", "POISON"] and "do not resend it" in msa(poison)[3]
+    assert msa(ok)[1:3] == ["AA", "OK1"]
+    assert stored(intake.store) == 2

@@ -74,7 +74,7 @@ def content_problem(error: str, location: str, text: str) -> Problem:
 def transient_problem(what: str) -> Problem:
     """A failure on TrialBridge's side, unrelated to the content (2.9.2.2 c): AR, nothing
     was stored, and the same message is accepted later."""
-    return Problem("AR", "207", "", f"{what}; nothing was stored: send the same message later")
+    return Problem("AR", "207", "", f"not stored, send the same message later: {what}")
 
 
 internal_problem = transient_problem  # the name older callers use
@@ -84,8 +84,8 @@ def unreadable_problem(error_name: str) -> Problem:
     """A frame TrialBridge failed to read for a reason of its own (a bug, not a stoppage):
     the same bytes would fail the same way, so it is AE, and the sender must not loop."""
     text = (
-        f"TrialBridge could not read this message ({error_name}); resending it unchanged "
-        "will not help: keep it and report it to the TrialBridge operators"
+        f"do not resend it unchanged, it will fail again: TrialBridge could not read it "
+        f"({error_name}); keep it and report it to the TrialBridge operators"
     )
     return Problem("AE", "207", "MSH^1", text)
 

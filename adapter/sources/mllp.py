@@ -31,11 +31,13 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapter.errors import ConfigError
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapter.errors import ConfigError, StoreError
 from adapter.intake import Accepted, Intake, forgotten
 from adapter.sources.ack import (
     Problem,
@@ -43,6 +45,7 @@ from adapter.sources.ack import (
     build_ack,
     read_frame,
     transient_problem,
+    unreadable_problem,
 )
 from adapter.sources.config import MllpConfig, is_loopback
 from adapter.sources.events import Events
@@ -313,24 +316,39 @@ class MllpSource:
         are counted and need no commit; the rest go to the committer."""
         raws = [c for c in checked if isinstance(c, bytes)]
         assert self._intake is not None and self._committer is not None
+        verdicts: Iterator[str | Problem]
         try:
             verdicts = iter(self._intake.triage(raws))
-        except Exception as exc:  # the registry could not be read: the sender resends
-            self.events.emit("mllp.gate_failed", level=logging.ERROR, error=type(exc).__name__)
-            problem = transient_problem(f"the enrolment gate failed ({type(exc).__name__})")
-            return [problem if isinstance(c, bytes) else c for c in checked]
+        except Exception:  # the registry, or one message: ask for each message alone
+            verdicts = iter([self._triage_one(raw) for raw in raws])
         outcomes: list[_Outcome] = []
         dropped: list[str] = []
         for item in checked:
             if isinstance(item, Problem):
                 outcomes.append(item)
-            elif forgotten(verdict := next(verdicts)):
+            elif isinstance(verdict := next(verdicts), Problem):
+                outcomes.append(verdict)
+            elif forgotten(verdict):
                 dropped.append(verdict)
                 outcomes.append(None)
             else:
                 outcomes.append(self._committer.submit(one_message(item, SOURCE), verdict))
         self._forget(dropped)
         return outcomes
+
+    def _triage_one(self, raw: bytes) -> str | Problem:
+        """The gate's verdict on one message, or the problem to answer: a failure to read
+        the store is transient (AR, resend later); any other failure comes from this
+        message's bytes and would come again (AE, do not resend it unchanged)."""
+        assert self._intake is not None
+        try:
+            return self._intake.triage([raw])[0]
+        except Exception as exc:
+            name = type(exc).__name__
+            self.events.emit("mllp.gate_failed", level=logging.ERROR, error=name)
+            if isinstance(exc, StoreError | SQLAlchemyError | OSError):
+                return transient_problem(f"the enrolment registry could not be read ({name})")
+            return unreadable_problem(name)
 
     def _forget(self, verdicts: list[str]) -> None:
         """Count the messages the gate dropped (nothing of them is written)."""
