@@ -349,7 +349,7 @@ def test_a_registry_that_cannot_be_read_is_ar_and_a_message_that_breaks_the_gate
             raise IndexError("a bug on these bytes")
         return triage(raws)
 
-    intake.triage = gate  # type: ignore[method-assign]
+    intake.triage = gate  # type: ignore[assignment,method-assign]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(frame(message("DOWN1")))
         [down] = read_frames(sock, 1)
