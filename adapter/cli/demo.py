@@ -147,6 +147,12 @@ def _print(result: DemoResult) -> None:
     click.echo("\nThe research staff's report, read back from the FHIR server:")
     for path in result.report_files:
         click.echo(f"  {path}")
+    if result.export_files:
+        folder = result.export_files[0].rsplit("/", 1)[0]
+        click.echo(
+            f"\nThe trial as CDISC SDTM datasets (Dataset-JSON and XPT, {len(result.export_files)} "
+            f"files): {folder}/"
+        )
 
 
 def _print_next_steps(base_url: str, keep_running: bool) -> None:

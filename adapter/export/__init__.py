@@ -31,7 +31,7 @@ from typing import Any
 from adapter.export.datasets import DM, DOMAINS, DS, LB, SUPPLB, SV, TA, TE, TS, TV, Dataset
 from adapter.export.domains import dm_row, ds_rows, ta_rows, te_rows, ts_rows, tv_rows, usubjid
 from adapter.export.lab import LabRecord, lab_record
-from adapter.export.lb import lb_rows, sv_rows
+from adapter.export.lb import lb_rows, place, sv_rows
 from adapter.export.settings import SdtmSettings, load_sdtm_settings
 from adapter.export.writers import FileMeta, check_limits, file_name, write_json, write_xpt
 from adapter.fhir_client import FhirClient
@@ -139,10 +139,11 @@ def _collect(
         collected.modified = max(collected.modified, stamp)
     collected.modified = max(collected.modified, subject.last_updated)
     subject_id = usubjid(study, subject.subject)
-    lab = lb_rows(records, subject, study, subject_id)
+    placed = place(records, subject, study)
+    lab = lb_rows(placed, study, subject_id)
     collected.lb.extend(lab.lb)
     collected.supplb.extend(lab.supplb)
-    collected.sv.extend(sv_rows(records, subject, study, subject_id))
+    collected.sv.extend(sv_rows(placed, subject, study, subject_id))
 
 
 def build_datasets(study: Study, settings: SdtmSettings, collected: _Collected) -> list[Dataset]:

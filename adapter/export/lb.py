@@ -142,11 +142,9 @@ class LabRows:
     supplb: list[dict[str, Any]]
 
 
-def lb_rows(
-    records: Sequence[LabRecord], subject: SubjectData, study: Study, usubjid: str
-) -> LabRows:
-    """The subject's LB rows (as variable -> value), LBSEQ numbered, in key order."""
-    placed = place(records, subject, study)
+def lb_rows(placed: Sequence[Placed], study: Study, usubjid: str) -> LabRows:
+    """The subject's LB rows (as variable -> value) from its :func:`place` d records, LBSEQ
+    numbered, in key order."""
     flags, grades = _baseline_and_grades(placed)
     rows = []
     for index, p in enumerate(placed):
@@ -274,11 +272,11 @@ UNPLANNED = "Laboratory draw outside every visit window"
 
 
 def sv_rows(
-    records: Sequence[LabRecord], subject: SubjectData, study: Study, usubjid: str
+    placed: Sequence[Placed], subject: SubjectData, study: Study, usubjid: str
 ) -> list[dict[str, Any]]:
     """The visits the subject had: each visit with a drawn result, first and last draw date."""
     dates: dict[tuple[float, str, int | None], list[date]] = defaultdict(list)
-    for p in place(records, subject, study):
+    for p in placed:
         if p.visitnum is None or p.local is None or p.record.status == CANCELLED:
             continue
         dates[(p.visitnum, p.visit, p.visitdy)].append(p.local)
