@@ -38,6 +38,7 @@ def main(ctx: click.Context, log_level: str) -> None:
 
 
 _COMMAND_MODULES = (
+    "config_cmd",
     "demo",
     "dev_fhir",
     "engineer",

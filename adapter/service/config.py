@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from adapter.config import nearest
 from adapter.errors import ConfigError
 
 JOBS = ("sources", "process", "push", "scores", "purge")
@@ -51,8 +52,20 @@ class ServiceConfig:
         return self.silent.get(source) or None
 
 
+# The keys the section may hold, per place (a typo is an error, not a silent default).
+_KNOWN = {
+    "": {"lease_seconds", "jobs", "push", "retention", "http", "alerts"},
+    "jobs": set(JOBS),
+    "push": {"max_bundle_entries", "backoff_base_seconds", "backoff_max_seconds", "claim_seconds"},
+    "retention": {"raw_days"},
+    "http": {"host", "port"},
+    "alerts": {"pending_minutes", "silent_minutes"},
+}
+
+
 def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceConfig:
     """Validate the raw section (empty: every default)."""
+    _only_known(raw, where)
     jobs_raw = _section(raw, "jobs", where)
     jobs = {name: _job(name, _section(jobs_raw, name, where), where) for name in JOBS}
     http = _section(raw, "http", where)
@@ -85,6 +98,22 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
             for name, minutes in silent.items()
         },
     )
+
+
+def _only_known(raw: Mapping[str, Any], where: str) -> None:
+    for place, allowed in _KNOWN.items():
+        node = raw.get(place) if place else raw
+        for key in node if isinstance(node, Mapping) else ():
+            if key not in allowed:
+                name = f"service.{place}.{key}" if place else f"service.{key}"
+                raise ConfigError(f"{where}: '{name}' is an unknown key{nearest(key, allowed)}")
+    for name, job in (raw.get("jobs") or {}).items():
+        for key in job if isinstance(job, Mapping) else ():
+            if key not in ("interval_seconds", "batch_size"):
+                known = ("batch_size", "interval_seconds")
+                raise ConfigError(
+                    f"{where}: 'service.jobs.{name}.{key}' is an unknown key{nearest(key, known)}"
+                )
 
 
 def _job(name: str, raw: Mapping[str, Any], where: str) -> Job:

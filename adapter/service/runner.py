@@ -69,7 +69,9 @@ def run_service(
             settings, base_url=options.fhir_url, config_path=options.config_path, retries=0
         ) as client,
     ):
-        registry = Registry(store, load_study(settings.study_path))
+        study = load_study(settings.study_path)
+        study.check_analytes(mappings.analytes, str(settings.mappings_dir))
+        registry = Registry(store, study)
         # Mappings changed on disk reach the next batch (adapter/service/reload.py).
         watcher = MappingsWatcher(settings.mappings_dir, mappings)
         stages = ReloadingStages(
