@@ -149,8 +149,8 @@ def sdtm(
     left_out = sum(summary.omitted.values())
     click.echo(
         f"SDTM export of {summary.study}: {summary.subjects} subjects, {summary.lb_rows} LB rows "
-        f"({summary.graded} with a CTCAE grade), {left_out} Observations left out, "
-        f"in {elapsed:.1f} s"
+        f"({summary.graded} with a CTCAE grade), {left_out} "
+        f"Observation{'' if left_out == 1 else 's'} left out, in {elapsed:.1f} s"
     )
     for reason, count in summary.omitted.items():
         click.echo(f"  left out: {count} x {reason}")
