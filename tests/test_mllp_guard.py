@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,22 @@ def test_allow_any_is_explicit_and_logged_as_a_warning(intake: Intake) -> None:
             assert msa(anyone.recv(65536)[1:-2])[1:3] == ["AA", "ANY1"]
     [listening_event] = events.named("mllp.listening")
     assert listening_event["guard"] == "allow_any" and listening_event["host"] == "0.0.0.0"
+
+
+def test_a_connection_stalled_in_its_tls_handshake_counts_and_does_not_hold_up_a_stop(
+    intake: Intake, pki: Path
+) -> None:
+    tls = Tls(pki / "server.pem", pki / "server.key", pki / "ca.pem")
+    config = MllpConfig(port=0, tls=tls, max_connections=1, half_frame_timeout_seconds=300)
+    background, source, events = serve(intake, config)
+    with background:  # stop() gives up after 30 s: the stalled handshake must not hold it
+        port = source.wait_ready()
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)  # no ClientHello
+        deadline = time.monotonic() + 10
+        while not source._handshaking:
+            assert time.monotonic() < deadline, "the stalled connection was never taken"
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+            assert closed_without_reply(second)
+    stalled.close()
+    assert [e["limit"] for e in events.named("mllp.limit")] == ["max_connections"]

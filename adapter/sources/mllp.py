@@ -143,6 +143,7 @@ class MllpSource:
         self._intake: Intake | None = None
         self._peers = itertools.count(1)
         self._tls: ssl.SSLContext | None = None
+        self._handshaking: set[asyncio.Task[None]] = set()  # connections in TLS handshake
         self.buffered = 0  # bytes of unfinished frames held by all connections
 
     def wait_ready(self, timeout: float = 10.0) -> int:
@@ -194,6 +195,8 @@ class MllpSource:
 
     async def _shut_down(self, server: asyncio.Server) -> None:
         server.close()
+        for task in list(self._handshaking):  # nothing read from these yet: just close
+            task.cancel()
         for reader, writer in list(self._connections.values()):
             transport = writer.transport
             if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
@@ -205,16 +208,19 @@ class MllpSource:
         await server.wait_closed()
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not await self._admitted(writer):
+        address = _address(writer)
+        if not self._admitted(address):
             writer.close()
             return
         task = asyncio.current_task()
         assert task is not None
-        self._connections[task] = (reader, writer)
+        self._connections[task] = (reader, writer)  # counted from here, handshake included
         peer = next(self._peers)
-        self.events.emit("mllp.connected", connection=peer)
         acked = 0
         try:
+            if not await self._secured(writer, address):
+                return
+            self.events.emit("mllp.connected", connection=peer)
             acked = await self._converse(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.events.emit("mllp.dropped", connection=peer, error=type(exc).__name__)
@@ -227,11 +233,9 @@ class MllpSource:
             writer.close()
             self.events.emit("mllp.closed", connection=peer, acks=acked)
 
-    async def _admitted(self, writer: asyncio.StreamWriter) -> bool:
-        """Whether a new connection may go on: its peer is allowed, there is room for it,
-        and its TLS handshake (when TLS is on) succeeded."""
-        peer = writer.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    def _admitted(self, address: str) -> bool:
+        """Whether a new connection from ``address`` may go on: the peer is allowed and
+        there is room for it. Decided before a byte is read."""
         if not self.config.allows(address):
             self.events.emit(
                 "mllp.refused", level=logging.WARNING, reason="peer_not_allowed", peer=address
@@ -240,8 +244,16 @@ class MllpSource:
         if len(self._connections) >= self.config.max_connections:
             self._limit("max_connections", limit_value=self.config.max_connections)
             return False
+        return True
+
+    async def _secured(self, writer: asyncio.StreamWriter, address: str) -> bool:
+        """The TLS handshake, when TLS is on (with tls_ca, the client's certificate must be
+        signed by it); False when it failed. Plain connections pass."""
         if self._tls is None:
             return True
+        task = asyncio.current_task()
+        assert task is not None
+        self._handshaking.add(task)
         try:
             await writer.start_tls(
                 self._tls, ssl_handshake_timeout=self.config.half_frame_timeout_seconds
@@ -252,6 +264,8 @@ class MllpSource:
                 error=type(exc).__name__,
             )  # fmt: skip
             return False
+        finally:
+            self._handshaking.discard(task)
         return True
 
     def _limit(self, limit: str, level: int = logging.WARNING, **fields: int) -> None:
@@ -367,6 +381,12 @@ class MllpSource:
             fields["error"] = problem.error
         self.events.emit("mllp.ack", level=level, **fields)
         return build_ack(header, self.ids(), self.clock(), problem, self.responder)
+
+
+def _address(writer: asyncio.StreamWriter) -> str:
+    """The peer's IP address ("" when the socket has none)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 async def _settled(done: asyncio.Future[Accepted]) -> Problem | None:
