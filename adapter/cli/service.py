@@ -12,7 +12,15 @@ from types import FrameType
 
 import click
 
-from adapter.cli._common import CONFIG, FHIR_URL, JSON, STORE, cli_errors, echo_json
+from adapter.cli._common import (
+    CONFIG,
+    FHIR_URL,
+    JSON,
+    STORE,
+    cli_errors,
+    config_found,
+    echo_json,
+)
 from adapter.config import load_settings
 from adapter.service.runner import (
     RunOptions,
@@ -51,6 +59,7 @@ def run_command(
     """
     with cli_errors():
         settings = load_settings(config_path)
+        click.echo(f"trialbridge run: configuration {config_found()}", err=True)
         stop = threading.Event()
 
         def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -103,9 +112,9 @@ def status_command(config_path: Path, store_url: str | None, as_json: bool) -> N
         with service_store(settings, store_url) as store:
             status = current_status(store, config_path)
     if as_json:
-        echo_json({"config": str(config_path), **status.as_dict()})
+        echo_json({"config": config_found(), **status.as_dict()})
     else:
-        click.echo(f"Configuration: {config_path}")
+        click.echo(f"Configuration: {config_found()}")
         for line in render(status):
             click.echo(line)
     sys.exit(status.exit_code())
