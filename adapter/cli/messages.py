@@ -23,6 +23,7 @@ from adapter.pipeline import (
     push_messages,
 )
 from adapter.scoring import load_scoring_settings, recompute_subjects
+from adapter.service.runner import bind_store
 from adapter.store import incoming, open_store
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -115,6 +116,7 @@ def push_command(
             ) as client,
             click.progressbar(paths, label="Pushing", file=sys.stderr) as bar,
         ):
+            bind_store(store, client, store_url or settings.store_url)  # its own server only
             messages = (m for path in bar for m in incoming(path.read_bytes(), str(path)))
             registry = Registry(store, load_study(settings.study_path))
             summary = push_messages(messages, client, settings, mappings, store, registry=registry)

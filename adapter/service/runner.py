@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+from sqlalchemy import make_url
+
 from adapter.config import Settings, config_section
 from adapter.errors import ConfigError
 from adapter.fhir_client import FhirClient
@@ -25,7 +28,8 @@ from adapter.service.reload import MappingsWatcher, ReloadingStages, with_mappin
 from adapter.service.scheduler import LEASE, Recompute, Service, SourceSpec
 from adapter.service.sourcefacts import source_facts
 from adapter.service.status import Limits, Status
-from adapter.store import open_store
+from adapter.store import Store, open_store
+from adapter.store.identity import ServerIdentity, bind
 from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -69,6 +73,7 @@ def run_service(
             settings, base_url=options.fhir_url, config_path=options.config_path, retries=0
         ) as client,
     ):
+        bind_store(store, client, url)
         study = load_study(settings.study_path)
         study.check_analytes(mappings.analytes, str(settings.mappings_dir))
         registry = Registry(store, study)
@@ -95,6 +100,29 @@ def run_service(
             service.run()
         finally:
             endpoint.stop()
+
+
+def bind_store(store: Store, client: FhirClient, store_url: str) -> None:
+    """Refuse a store that belongs to another FHIR server; record the server on first use
+    (:mod:`adapter.store.identity`)."""
+    where = make_url(store_url).render_as_string(hide_password=True)
+    bind(store, ServerIdentity(client.base_url, server_identity(client)), where)
+
+
+def server_identity(client: FhirClient) -> str | None:
+    """The server's own name for itself: its CapabilityStatement's ``implementation.url``
+    (else ``url``); None when it publishes none or cannot be asked now."""
+    try:
+        answer = client.session.get(
+            f"{client.base_url}/metadata", timeout=10, headers={"Accept": "application/fhir+json"}
+        )
+        document = answer.json() if answer.status_code == 200 else {}
+    except (requests.RequestException, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("resourceType") != "CapabilityStatement":
+        return None
+    found = (document.get("implementation") or {}).get("url") or document.get("url")
+    return str(found) if found else None
 
 
 def _endpoint(host: str, port: int, probe: Probe) -> Endpoint:

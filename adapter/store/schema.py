@@ -334,3 +334,13 @@ quarantine = Table(
         postgresql_where=text("resolved_at IS NULL"),
     ),
 )
+
+# The FHIR server this store belongs to (migration 0006): one row, ``name`` = "fhir".
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("fhir_base_url", Text(), nullable=False),
+    Column("server_identity", Text(), nullable=True),  # from its CapabilityStatement
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
