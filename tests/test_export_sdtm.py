@@ -299,6 +299,37 @@ def test_shape_matches_the_cdisc_pilot_examples(exported: tuple[Path, Path, Path
         assert ours["label"] == pilot["label"]
 
 
+def test_values_xport_v5_cannot_hold_are_refused_with_their_place() -> None:
+    from adapter.errors import ExportError
+    from adapter.export.datasets import TE, Dataset
+    from adapter.export.writers import check_limits
+
+    row = ["XHNKKY-DDSC", "TE", "SCRN", "Screening", "Informed consent", "First infusion"]
+    check_limits(Dataset(TE, [row]))
+    with pytest.raises(ExportError, match=r"TE row 2, ELEMENT: .* is not ASCII"):
+        check_limits(Dataset(TE, [row, [*row[:3], "Screening \u00e9", *row[4:]]]))
+    with pytest.raises(ExportError, match="TE row 1, TESTRL: 201 characters"):
+        check_limits(Dataset(TE, [[*row[:4], "x" * 201, row[5]]]))
+
+
+def test_an_unwritable_output_folder_is_one_clean_error(
+    exported: tuple[Path, Path, Path], dev_fhir_server: DevFhirServer, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    args = ["export", "sdtm", "--fhir-url", dev_fhir_server.base_url, "--study", "XHNKKY-DDSC"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "file" / "sdtm")])
+    assert result.exit_code == 1
+    assert "cannot create the output folder" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_study_is_a_clear_error(fhir_url: str, tmp_path: Path) -> None:
+    args = ["export", "sdtm", "--fhir-url", fhir_url, "--study", "XHNKKY-DDSC"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "no ResearchStudy with identifier urn:trialbridge:study|XHNKKY-DDSC" in result.output
+
+
 # LB, by hand --------------------------------------------------------------------------------
 
 

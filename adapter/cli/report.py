@@ -123,17 +123,21 @@ def report(
         with FhirClient.from_settings(
             settings, base_url=fhir_url, config_path=config_path
         ) as client:
-            summary = run_report(
-                client,
-                study,
-                mappings,
-                out,
-                as_of=as_of.date() if as_of else date.today(),
-                rule=rule,
-                xlsx="xlsx" in formats,
-                page_size=page_size,
-                progress=_progress,
-            )
+            try:
+                summary = run_report(
+                    client,
+                    study,
+                    mappings,
+                    out,
+                    as_of=as_of.date() if as_of else date.today(),
+                    rule=rule,
+                    xlsx="xlsx" in formats,
+                    page_size=page_size,
+                    progress=_progress,
+                )
+            except OSError as exc:  # the output folder or a file in it cannot be written
+                where = exc.filename or out
+                raise click.ClickException(f"cannot write {where}: {exc.strerror}") from exc
     elapsed = time.perf_counter() - started
     if as_json:
         echo_json({**asdict(summary), "seconds": round(elapsed, 2)})

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapter.errors import ExportError
 from adapter.export.datasets import DM, DOMAINS, DS, LB, SUPPLB, SV, TA, TE, TS, TV, Dataset
 from adapter.export.domains import dm_row, ds_rows, ta_rows, te_rows, ts_rows, tv_rows, usubjid
 from adapter.export.lab import LabRecord, lab_record
@@ -99,6 +100,7 @@ def run_export(
 ) -> ExportSummary:
     """Read the study from the server and write its SDTM datasets into ``out`` (created)."""
     settings = settings or load_sdtm_settings()
+    make_folder(out)
     cat = analyte_catalogue(study, mappings)
     study_id = find_study(client, study)
     subjects = read_subjects(client, study, study_id, page_size)
@@ -167,17 +169,28 @@ def write_datasets(
     datasets: list[Dataset], out: Path, meta: FileMeta, formats: tuple[str, ...]
 ) -> list[Path]:
     """Each dataset in each format, then derivations.csv; the paths written."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     stamp = datetime.fromisoformat(meta.modified.replace("Z", "+00:00"))
     paths = []
     for dataset in datasets:
-        check_limits(dataset)
+        if "xpt" in formats:  # XPORT v5's limits; Dataset-JSON alone has none of them
+            check_limits(dataset)
         if "json" in formats:
             paths.append(write_json(dataset, out / file_name(dataset.domain, "json"), meta))
         if "xpt" in formats:
             paths.append(write_xpt(dataset, out / file_name(dataset.domain, "xpt"), stamp))
     paths.append(_write_derivations(out / "derivations.csv"))
     return paths
+
+
+def make_folder(out: Path) -> None:
+    """Create the output folder (before reading, so a bad --out fails at once)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot create the output folder {out}: {exc.strerror}; give another --out"
+        ) from exc
 
 
 def _file_meta(study: Study, modified: str, created: datetime | None) -> FileMeta:
@@ -248,8 +261,11 @@ DERIVATIONS: list[tuple[str, str, str]] = [
 
 
 def _write_derivations(path: Path) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["dataset", "variable", "derivation"])
-        writer.writerows(DERIVATIONS)
+    try:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["dataset", "variable", "derivation"])
+            writer.writerows(DERIVATIONS)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror}") from exc
     return path
