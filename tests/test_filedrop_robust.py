@@ -11,25 +11,41 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from adapter.config import load_settings
+from adapter.dev_fhir import DevFhirServer
 from adapter.errors import ConfigError, MessageError
+from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
+from adapter.mappings import load_mappings
 from adapter.parse.decode import split_messages
+from adapter.pipeline import push_messages
 from adapter.sources import FileDropSource, Recorder
 from adapter.sources.config import FileDropConfig, sources_config
 from adapter.sources.filesplit import split_chunks
-from adapter.store import open_store
-from adapter.store.schema import messages
+from adapter.store import incoming, open_store
+from adapter.store.schema import messages, outbox
 from adapter.trial.enrolment import EnrolledSubject
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 from tests.messages import ALB, ALP, ALT, CORPUS, INR, TBIL, obx, oru
-from tests.test_service_support import enrol_feed, simulated_feed
+from tests.test_service_run import count, launch
+from tests.test_service_support import (
+    enrol_feed,
+    feed_messages,
+    registry_of,
+    simulated_feed,
+    snapshot,
+    wait_for,
+)
+
+__all__ = ["launch"]
 
 DAY = 86400.0
 
@@ -54,6 +70,12 @@ def intake(own_state_store: str, enrol: Callable[..., EnrolledSubject]) -> Itera
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The simulated LIS feed (985 files, 1,100 messages; 22 trial subjects among 500)."""
+    return simulated_feed(tmp_path_factory.mktemp("feed") / "feed")
 
 
 def drop(tmp_path: Path, clock: Clock, **options: object) -> FileDropSource:
@@ -197,6 +219,66 @@ def test_in_marker_mode_a_file_without_its_marker_is_never_taken(
     assert stored(intake)[0].count(b"\rOBX|") == 8
 
 
+def test_the_service_delivers_every_result_of_a_file_whose_writer_stalled(
+    feed: Path, tmp_path: Path, dev_fhir_server: DevFhirServer, fhir_url: str, launch: Any
+) -> None:
+    """``trialbridge run`` in stable mode: the LIS writes a file up to its first result,
+    stalls past two polls (the file is taken and that result sent), then writes the rest;
+    the server ends with exactly what the whole message gives when pushed at once."""
+    # the feed's last such message: its results are past the subject's baseline
+    whole = [m for m in feed_messages(feed) if enrolled_with_results(feed, m.raw, 8)][-1].raw
+    expected = oracle(feed, whole, fhir_url, tmp_path / "oracle.sqlite")
+    assert len(expected) >= 8
+    dev_fhir_server.reset()
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    enrol_feed(store_url, feed, fhir_url)
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    env = {
+        "TRIALBRIDGE_SOURCES_FILE_DROP_ENABLED": "true",
+        "TRIALBRIDGE_SOURCES_FILE_DROP_DIRECTORY": str(folder),
+        "TRIALBRIDGE_SOURCES_FILE_DROP_POLL_SECONDS": "0.3",
+        "TRIALBRIDGE_SOURCES_FILE_DROP_SETTLE_SECONDS": "3",
+    }
+    cut = whole.index(b"\rOBX|2|")
+    with open_store(store_url) as store, (folder / "lab.hl7").open("wb") as writer:
+        run = launch(store_url, fhir_url, tmp_path / "run.log", **env)
+        writer.write(whole[:cut])
+        writer.flush()
+        wait_for(lambda: count(store, outbox, outbox.c.status == "sent") >= 1, 60, "a push")
+        partial = snapshot(fhir_url)
+        writer.write(whole[cut:])  # the writer comes back
+        writer.flush()
+        wait_for(lambda: count(store, messages) == 2, 60, "the file to be taken again")
+        wait_for(lambda: not (folder / "lab.hl7").exists(), 60, "the file to settle")
+        wait_for(lambda: snapshot(fhir_url) == expected, 60, "every result")
+        assert run.stop() == 0
+    assert len(partial) < len(expected)  # the first read alone fell short
+
+
+def enrolled_with_results(feed: Path, raw: bytes, results: int) -> bool:
+    enrolled = (feed / "enrolment.csv").read_text()
+    mrn = re.search(rb"\rPID\|[^|]*\|[^|]*\|([^^|]+)", raw)
+    return (
+        mrn is not None
+        and f",{mrn.group(1).decode()}," in enrolled
+        and raw.count(b"\rOBX|") >= results
+    )
+
+
+def oracle(feed: Path, whole: bytes, fhir_url: str, store_path: Path) -> dict[str, tuple[str, str]]:
+    """What pushing the whole message at once leaves on the (then emptied) server."""
+    url = f"sqlite:///{store_path}"
+    enrol_feed(url, feed, fhir_url)
+    settings = load_settings()
+    with open_store(url) as store, FhirClient(fhir_url, retries=0) as client:
+        push_messages(
+            incoming(whole, "whole"), client, settings, load_mappings(settings.mappings_dir), store,
+            registry=registry_of(store),
+        )  # fmt: skip
+    return snapshot(fhir_url)
+
+
 # Symlinks and the folders -------------------------------------------------------------------
 
 
@@ -332,9 +414,8 @@ def test_archived_files_are_deleted_after_archive_days_and_counted_in_health(
 
 
 def test_after_the_simulated_feed_no_patient_who_is_not_enrolled_is_left_under_the_drop(
-    tmp_path: Path, own_state_store: str, dev_fhir_server: object, fhir_url: str
+    feed: Path, tmp_path: Path, own_state_store: str, fhir_url: str
 ) -> None:
-    feed = simulated_feed(tmp_path / "feed")
     enrol_feed(own_state_store, feed, fhir_url)
     source = drop(tmp_path, Clock(), complete_when="marker")
     folder = source.config.directory
