@@ -177,19 +177,15 @@ class FileDropSource:
     def _poll(self, intake: Intake) -> int:
         files, markers = self._listing()
         self._settle(files)
+        self._unreadable = {n: held for n, held in self._unreadable.items() if n in files}
         ready = [name for name in self._complete(files, markers) if name not in self._taken]
         self._health.waiting = len(files) - len(self._taken)
         total = 0
         for name in ready[: self.config.max_files_per_poll]:
             total += self._take_one(intake, name, files[name])
         self._health.settling = len(self._taken)
+        self._health.unreadable = len(self._unreadable)
         return total
-
-    def complete(self) -> list[Path]:
-        """The files ready to take now, in name order (a poll without taking them)."""
-        files, markers = self._listing()
-        ready = self._complete(files, markers)
-        return [self.config.directory / name for name in ready if name not in self._taken]
 
     def _listing(self) -> tuple[dict[str, Signature], set[str]]:
         """Regular files matching the pattern (never through a symlink), and marker names."""
@@ -257,7 +253,6 @@ class FileDropSource:
             pass  # gone (taken by someone else, or renamed by the LIS): nothing to do
         except OSError as exc:  # this file cannot be read now: the others go on
             self._unreadable[name] = (seen, self.clock() + 10 * self.config.poll_seconds)
-            self._health.unreadable = len(self._unreadable)
             self.events.emit("file_drop.unreadable", level=logging.WARNING, error=_errno(exc))
         except Exception as exc:  # anything else concerns this file alone
             self._refuse(intake, path, _unexpected(exc))
