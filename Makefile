@@ -56,5 +56,14 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python -m adapter.bench --quick --json var/bench-results.json
 
+# The long fuzz campaign (docs/operations/bad-input.md): 100,000 seeded mutants of the corpus
+# and the simulated feed through translate and the MLLP per-message path; failing inputs in
+# var/fuzz/. FUZZ_MUTANTS, FUZZ_SEED and FUZZ_JOBS change its size, seed and processes.
+FUZZ_MUTANTS ?= 100000
+FUZZ_SEED ?= 1
+FUZZ_JOBS ?= 1
+fuzz: setup
+	$(BIN)/python -m adapter.fuzz --mutants $(FUZZ_MUTANTS) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) --out var/fuzz
+
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules demo-out

@@ -23,6 +23,10 @@ field that looks like HL7 segments is replaced. Use it with :func:`get_logger`::
 
 ``configure_logging`` is called once by the CLI (``trialbridge --log-level info ...``);
 third-party loggers (urllib3, SQLAlchemy, Alembic, APScheduler, Authlib) are kept at WARNING.
+python-hl7 is silenced altogether: its messages quote whole fields (its ``unescape`` logged
+the field, note text and all, once per empty escape sequence), and its loggers are named
+after its files (``logging.getLogger(__file__)``), so :class:`RedactionFilter` drops every
+record whose logger name is a path inside the ``hl7`` package, whatever its level.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ DANGEROUS_PARTS = frozenset(
     }
 )  # fmt: skip
 QUIET_LOGGERS = ("urllib3", "requests", "sqlalchemy", "alembic", "apscheduler", "authlib")
+# python-hl7's loggers: ".../site-packages/hl7/util.py" (its files), or "hl7" / "hl7.*".
+SILENCED_LOGGERS = re.compile(r"(?:^|[/\\])hl7[/\\]|^hl7(?:\.|$)")
 HL7_CONTENT = re.compile(r"(?:^|[\r\n|^])(?:MSH|PID|PV1|OBR|OBX|NTE|NK1)\|")
 HL7_REDACTED = "<redacted: HL7 content>"
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -82,6 +88,8 @@ class RedactionFilter(logging.Filter):
     """Removes dangerous fields (and HL7 content) from every record before it is written."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if SILENCED_LOGGERS.search(record.name):
+            return False
         fields = {**_extras(record), **getattr(record, "fields", {})}
         for key in _extras(record):
             delattr(record, key)
@@ -166,6 +174,15 @@ def configure_logging(level: str | int = "info", stream: TextIO | None = None) -
     root.setLevel(numeric)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
+    silence_third_party()
+
+
+def silence_third_party() -> None:
+    """Turn off python-hl7's loggers that exist already (the filter drops any made later),
+    so their records reach no handler at all, not even Python's last-resort one."""
+    for name in list(logging.root.manager.loggerDict):
+        if SILENCED_LOGGERS.search(name):
+            logging.getLogger(name).disabled = True
 
 
 def _level(name: str) -> int:

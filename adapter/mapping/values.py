@@ -83,7 +83,9 @@ def _measurable(number: Decimal) -> bool:
     return significant <= MAX_DIGITS and -MAX_DIGITS <= number.adjusted() <= MAX_DIGITS
 
 
-@lru_cache(maxsize=1024)  # pure, and each analyte's range recurs in every message
+_RANGE_CACHED = 256  # longer OBX-7 texts are not ranges anyone parses (and not cached)
+
+
 def parse_range(text: str) -> RangeBounds | None:
     """OBX-7 -> bounds: ``7-56``, ``-3-3``, ``4.3 to 6.2``, ``70_105``, ``<0.50``, ``>5``.
 
@@ -92,6 +94,13 @@ def parse_range(text: str) -> RangeBounds | None:
     text = text.strip()
     if not text:
         return None
+    if len(text) > _RANGE_CACHED:
+        return RangeBounds(None, None, text)
+    return _parse_range(text)
+
+
+@lru_cache(maxsize=1024)  # pure, and each analyte's range recurs in every message
+def _parse_range(text: str) -> RangeBounds:
     if match := _RANGE.match(text):
         low, high = Decimal(match["low"]), Decimal(match["high"])
         if _measurable(low) and _measurable(high):

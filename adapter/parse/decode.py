@@ -84,7 +84,7 @@ def codec_for(charset: str) -> str:
     if codec in _ALLOWED_CODECS:
         return codec
     raise DecodeError(
-        f"character set {charset[:40]!r} is not one of HL7 table 0211's text character sets",
+        f"character set {charset[:40]!a} is not one of HL7 table 0211's text character sets",
         location="MSH.18",
         hint="use an HL7 table 0211 name (e.g. 'UNICODE UTF-8', '8859/1'), "
         "or force the source's charset in config",
