@@ -195,7 +195,7 @@ def _without_truncation_character(text: str) -> tuple[list[Problem], str]:
     note = Problem(
         "MSH.2",
         "warning",
-        f"MSH-2 {encoding!r} carries the truncation character {encoding[4]!r} (HL7 v2.7); "
+        f"MSH-2 '{encoding}' carries the truncation character '{encoding[4]}' (HL7 v2.7); "
         f"v{_msh_field(text, 12) or '?'} has four encoding characters. It was removed for "
         "validation (hl7apy knows four)",
     )
