@@ -53,21 +53,29 @@ def check_limits(dataset: Dataset) -> None:
     for var in domain.variables:
         if len(var.name) > MAX_NAME or len(var.label) > MAX_LABEL:
             raise ExportError(f"{domain.name}.{var.name}: name or label too long for XPORT v5")
-    for number, row in enumerate(dataset.rows, start=1):
-        for var, value in zip(domain.variables, row, strict=True):
-            if var.type in NUMERIC or value is None:
-                continue
-            text = str(value)
-            if not text.isascii():
-                raise ExportError(
-                    f"{domain.name} row {number}, {var.name}: {text[:40]!r} is not ASCII, "
-                    "which SAS XPORT v5 cannot carry; correct it at the source"
-                )
-            if len(text) > MAX_CHAR:
-                raise ExportError(
-                    f"{domain.name} row {number}, {var.name}: {len(text)} characters, more "
-                    f"than the {MAX_CHAR} XPORT v5 allows; shorten it at the source"
-                )
+    for index, var in enumerate(domain.variables):
+        if var.type in NUMERIC:
+            continue
+        texts = [str(row[index]) for row in dataset.rows if row[index] is not None]
+        # One pass over the joined column finds out whether any value needs a closer look.
+        if "".join(texts).isascii() and max(map(len, texts), default=0) <= MAX_CHAR:
+            continue
+        for number, row in enumerate(dataset.rows, start=1):
+            if row[index] is not None:
+                _check_value(domain.name, var.name, number, str(row[index]))
+
+
+def _check_value(domain: str, name: str, number: int, text: str) -> None:
+    if not text.isascii():
+        raise ExportError(
+            f"{domain} row {number}, {name}: {text[:40]!r} is not ASCII, "
+            "which SAS XPORT v5 cannot carry; correct it at the source"
+        )
+    if len(text) > MAX_CHAR:
+        raise ExportError(
+            f"{domain} row {number}, {name}: {len(text)} characters, more "
+            f"than the {MAX_CHAR} XPORT v5 allows; shorten it at the source"
+        )
 
 
 # Dataset-JSON -------------------------------------------------------------------------------
@@ -92,7 +100,12 @@ def dataset_json(dataset: Dataset, meta: FileMeta) -> str:
     }
     text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
     rows = ",\n".join(
-        json.dumps([_json_value(v) for v in row], ensure_ascii=False, separators=(",", ":"))
+        json.dumps(
+            # A whole float is written as an integer (VISITNUM 2, not 2.0), as the pilot does.
+            [int(v) if type(v) is float and v.is_integer() else v for v in row],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         for row in dataset.rows
     )
     return text[:-1] + ',"rows":[\n' + rows + "\n]}\n"
@@ -109,17 +122,11 @@ def columns(dataset: Dataset) -> list[dict[str, Any]]:
             "dataType": var.type,
         }
         if var.type == STRING:
-            column["length"] = max([1, *(len(str(r[index] or "")) for r in dataset.rows)])
+            column["length"] = max([1, *(len(r[index] or "") for r in dataset.rows)])
         if var.key is not None:
             column["keySequence"] = var.key
         out.append(column)
     return out
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value) if abs(value) < 2**53 else value
-    return value
 
 
 # SAS XPORT v5 -------------------------------------------------------------------------------
