@@ -111,8 +111,7 @@ def test_the_next_batch_uses_changed_mappings_and_a_broken_file_keeps_the_old_on
     assert mappings_named(fhir_url, third) == mappings_named(fhir_url, second)
     assert run.get("/readyz").json()["ready"] is True  # it runs on, on the working mappings
     metrics = run.get("/metrics").text
-    assert 'trialbridge_mappings_reloads_total{outcome="failed"} 1.0' in metrics
-    assert 'trialbridge_mappings_reloads_total{outcome="ok"} 1.0' in metrics
+    assert "trialbridge_mappings_reload_failures_total 1.0" in metrics.splitlines()
     shown = status(own_state_store)
     assert "job mappings is failing" in shown.stdout and f"analytes.yaml:{line}" in shown.stdout
 
@@ -146,3 +145,41 @@ def test_reprocess_unmapped_while_the_service_runs_pushes_each_result_once(
     assert sorted(o["valueQuantity"]["value"] for o in found) == [40, 44]
     # Each written once: the result pushed before was not written again.
     assert [o["meta"]["versionId"] for o in found] == ["1", "1"]
+
+
+# The watcher itself, without a process: what a change of the directory does.
+
+
+def watcher_over(tmp_path: Path) -> tuple[Any, Path]:
+    from adapter.mappings import load_mappings
+    from adapter.service.reload import MappingsWatcher
+
+    directory = shutil.copytree(DEFAULT_MAPPINGS_DIR, tmp_path / "mappings")
+    return MappingsWatcher(directory, load_mappings(directory)), directory
+
+
+def test_a_touched_file_with_the_same_content_is_no_change(tmp_path: Path) -> None:
+    watcher, directory = watcher_over(tmp_path)
+    analytes = directory / "analytes.yaml"
+    os.utime(analytes, (0, 0))  # another mtime, same bytes
+    assert watcher.check() is None
+    analytes.write_text(analytes.read_text() + "\n# a comment\n")
+    found = watcher.check()
+    assert found is not None and found.mappings is not None and found.error is None
+    assert found.mappings.provenance_version.endswith(content_digest(directory))
+    assert found.mappings.directory == directory  # explain names the real file
+    assert watcher.check() is None  # looked at once
+
+
+def test_a_broken_or_missing_file_keeps_the_mappings_that_work(tmp_path: Path) -> None:
+    watcher, directory = watcher_over(tmp_path)
+    working = watcher.current
+    (directory / "units.yaml").write_text("aliases: [not, a, mapping\n")
+    found = watcher.check()
+    assert found is not None and found.mappings is None
+    assert found.error is not None and found.error.startswith(f"{directory / 'units.yaml'}:")
+    assert watcher.current is working and watcher.describe()["error"] == found.error
+    (directory / "units.yaml").unlink()
+    missing = watcher.check()
+    assert missing is not None and "units.yaml:0: error: the file is missing" in str(missing.error)
+    assert watcher.current is working

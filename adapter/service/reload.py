@@ -11,7 +11,7 @@ name different mappings (version plus content hash) on their Provenance.
 A snapshot with an error never replaces working mappings: the old ones go on, the error (file
 and line) is recorded as the ``mappings`` job's last error (``trialbridge status`` lists it
 under "attention" until a good version loads), ``/readyz`` shows it, and the metric
-``trialbridge_mappings_reloads_total{outcome="failed"}`` counts it.
+``trialbridge_mappings_reload_failures_total`` counts it.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter
-
 from adapter.errors import ConfigError
 from adapter.logs import get_logger
 from adapter.mappings import MappingSet, load_mappings, read_snapshot, snapshot_digest
 from adapter.pipeline import PushSummary
-from adapter.service.metrics import REGISTRY
+from adapter.service.metrics import MAPPINGS_RELOAD_FAILURES
 from adapter.service.stages import Stages
 from adapter.tools.lint import Finding, lint_mappings
 from adapter.tools.ucum import UcumConverter
@@ -37,13 +35,6 @@ from adapter.tools.ucum import UcumConverter
 log = get_logger(__name__)
 JOB = "mappings"  # the name its outcome is recorded under (job_runs; trialbridge status)
 _SHOWN_ERRORS = 3
-
-RELOADS = Counter(
-    "trialbridge_mappings_reloads",
-    "Changes of mappings/ the running service saw: loaded (ok) or kept out (failed).",
-    ["outcome"],
-    registry=REGISTRY,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +78,6 @@ class MappingsWatcher:
             return self._failed(str(exc))
         with self._lock:
             self.current, self.error = mappings, None
-        RELOADS.labels(outcome="ok").inc()
         log.info("mappings.loaded", version=mappings.provenance_version)
         return Reload(mappings, None)
 
@@ -99,7 +89,7 @@ class MappingsWatcher:
     def _failed(self, error: str) -> Reload:
         with self._lock:
             self.error = error
-        RELOADS.labels(outcome="failed").inc()
+        MAPPINGS_RELOAD_FAILURES.inc()
         # The finding names a file and line of the mappings: no patient data in it.
         log.warning("mappings.kept-out", error=error, active=self.current.provenance_version)
         return Reload(None, error)
