@@ -113,7 +113,7 @@ class Stages:
                 parts = [self._process(message, gate, attempt) for message in claim.messages]
                 claim.finish(_merged(parts), self.store.now())
         except Exception as exc:
-            if batch_size == 1 or not _one_message(exc):
+            if not _one_message(exc):
                 raise
             return self._process_singly(batch_size, gate, summary)
         summary.add(attempt)
