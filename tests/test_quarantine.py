@@ -504,3 +504,14 @@ def test_an_unexpected_exception_is_recorded_by_class_and_code_line_without_its_
     assert fault.error_class == "ValueError"
     assert fault.location is None  # raised outside TrialBridge's code: no line to name
     assert "\x00" not in fault.reason and len(fault.reason) <= 500
+
+
+def test_a_batch_of_one_whose_outcome_the_database_refuses_is_set_aside_too(
+    store: Store, fhir_url: str
+) -> None:
+    refuse_held_code(store, "ODD")
+    take_in(store, oru(obx(1, "ODD^Odd^L", "5", "U/L"), message_id="P1"), lab(1, "MRN002"))
+    with FhirClient(fhir_url, retries=0) as client:
+        work = stages(store, client)
+        assert [work.process_inbox(1) for _ in range(3)] == [1, 1, 0]
+    assert (fate(store, "P1"), fate(store, "M1-2")) == ("quarantined", "processed")
