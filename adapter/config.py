@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from adapter.errors import ConfigError
+from adapter.errors import ConfigError, DecodeError
 from adapter.parse.decode import codec_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,7 +224,10 @@ def _validate(raw: dict[str, dict[str, Any]], where: str, base: Path = ROOT) -> 
         raise ConfigError(f"lis.timezone {timezone!r} must look like '+08:00' or 'Z'", path=where)
     forced = str(get("lis", "forced_charset") or "") or None
     if forced:
-        codec_for(forced)
+        try:
+            codec_for(forced)
+        except DecodeError as exc:
+            raise ConfigError(f"lis.forced_charset: {exc.reason}", path=where) from None
     mappings = Path(str(get("mappings", "directory")))
     return Settings(
         fhir_url=str(get("fhir", "url")).rstrip("/"),

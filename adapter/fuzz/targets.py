@@ -4,7 +4,8 @@
 path: enrolled subjects' messages are linked to the study and their visits) and without it
 (``trialbridge map``'s path: every message is built). ``mllp`` runs what the MLLP source does
 with the bytes of one connection, without the socket: frame decoding (fed in uneven chunks),
-the frame check and the ACK.
+``read_frame`` (the listener's per-frame answer) and the ACK; ``read_frame`` answers any
+exception of its own checks with AE 207, which counts as a failure here.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from adapter.config import Settings
 from adapter.errors import TrialBridgeError
 from adapter.mappings import MappingSet
 from adapter.pipeline import Translation, translate
-from adapter.sources.ack import Problem, build_ack, check_frame
+from adapter.sources.ack import Problem, build_ack, read_frame
 from adapter.sources.framing import BadFrame, FrameDecoder, frame
-from adapter.sources.hl7v2 import read_header
 from adapter.trial.gate import Gate
 
 RECEIVED = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
+# read_frame answers an exception of its own checks with this (AE 207): a bug to report.
+_UNREADABLE = "TrialBridge could not read it"
 # What no FHIR string may hold (R4 datatypes: string, [ \r\n\t\S]+), and U+FFFD; in JSON
 # text a control character is written \u00XX (after an odd number of backslashes).
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
@@ -125,22 +127,16 @@ class MllpTarget:
             if not frames:
                 return Failure(self.name, "complete frame not answered", "", "framing")
             for item in frames:
-                ack = self._answer(item)
+                header, checked = read_frame(item, self.forced_charset)
+                problem = checked if isinstance(checked, Problem) else None
+                if problem is not None and _UNREADABLE in problem.text:  # its catch-all fired
+                    return Failure(self.name, "frame check raised", problem.text, "ack.read_frame")
+                ack = build_ack(header, "TB1", RECEIVED, problem)
                 if not ack.startswith(b"MSH") or b"\rMSA" not in ack:
                     return Failure(self.name, "malformed ACK", _short(repr(ack[:60])), "ack")
         except Exception as exc:  # the property: every frame answered, nothing raised
             return failure(self.name, exc)
         return None
-
-    def _answer(self, item: bytes | BadFrame) -> bytes:
-        if isinstance(item, BadFrame):
-            header = read_header(item.data)
-            problem: Problem | None = Problem("AR", "100", "", item.reason)
-        else:
-            header = read_header(item)
-            checked = check_frame(header, item, self.forced_charset)
-            problem = checked if isinstance(checked, Problem) else None
-        return build_ack(header, "TB1", RECEIVED, problem)
 
 
 def _decoded(stream: bytes, noise: bytes) -> list[bytes | BadFrame]:
