@@ -393,7 +393,11 @@ def reprocess_unmapped(
         if stored.raw is None:
             summary.unavailable += 1
             continue
-        newly, outcomes = _newly_mapped(stored, settings, mappings, gate, summary)
+        try:
+            newly, outcomes = _newly_mapped(stored, settings, mappings, gate, summary)
+        except Exception:  # processing it sets it aside, with the reason, as any message
+            queue.append(row_id)
+            continue
         if newly:
             queue.append(row_id)
         else:

@@ -26,7 +26,7 @@ from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.mappings import MappingSet, load_mappings
-from adapter.pipeline import PushSummary
+from adapter.pipeline import PushSummary, reprocess_unmapped
 from adapter.service.config import service_config
 from adapter.service.quarantine import carries_results, fault_of
 from adapter.service.stages import PUSH_TRIES, Stages
@@ -515,3 +515,30 @@ def test_a_batch_of_one_whose_outcome_the_database_refuses_is_set_aside_too(
         work = stages(store, client)
         assert [work.process_inbox(1) for _ in range(3)] == [1, 1, 0]
     assert (fate(store, "P1"), fate(store, "M1-2")) == ("quarantined", "processed")
+
+
+def test_reprocessing_unmapped_results_sets_aside_a_message_the_new_mappings_cannot_take(
+    store: Store, fhir_url: str, tmp_path: Path
+) -> None:
+    """``reprocess --unmapped`` translates held messages again: one that now raises must
+    not stop it; it goes through processing, which sets it aside."""
+    folder = broken_mappings(tmp_path)  # overflows IU/L, and now maps the local code ALTX
+    analytes = folder / "analytes.yaml"
+    analytes.write_text(
+        analytes.read_text().replace(
+            "      - {system: L, code: ALT}\n",
+            "      - {system: L, code: ALT}\n      - {system: L, code: ALTX}\n",
+            1,
+        )
+    )
+    unknown = oru(obx(1, "ALTX^ALT local^L", "41", "IU/L"), message_id="P1")
+    take_in(store, unknown, lab(2, "MRN002"))
+    settings = load_settings()
+    with FhirClient(fhir_url, retries=0) as client:
+        stages(store, client).run_to_completion(PushSummary())
+        assert fate(store, "P1") == "held"  # ALTX unmapped
+        summary = reprocess_unmapped(
+            store, client, settings, load_mappings(folder), registry=registry_of(store)
+        )
+    assert summary.messages == 1 and summary.failed == 1
+    assert fate(store, "P1") == "quarantined"
