@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -483,3 +483,56 @@ def test_the_corpus_read_in_chunks_is_the_corpus_read_whole(path: Path) -> None:
     for size in (1, 7, 4096):
         whole, chunked = whole_and_chunked(data, size)
         assert chunked == whole
+
+
+# Any bytes ------------------------------------------------------------------------------------
+
+_SEEDS = [p.read_bytes() for p in sorted(CORPUS.glob("*.hl7"))] + [message("Z1").encode()]
+
+
+@st.composite
+def mutant(draw: st.DrawFn) -> bytes:
+    """A corpus message with bytes flipped, cut, NULs, a wide BOM or an MSH-18 codec."""
+    data = bytearray(draw(st.sampled_from(_SEEDS)))
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["flip", "cut", "nul", "bom", "charset", "dup"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "nul":
+            data[at:at] = b"\x00"
+        elif kind == "bom":
+            data[0:0] = draw(st.sampled_from([codecs.BOM_UTF16_LE, codecs.BOM_UTF8]))
+        elif kind == "charset":
+            codec = draw(st.sampled_from([b"quopri", b"punycode", b"UNICODE UTF-16", b"rot13"]))
+            data = bytearray(bytes(data).replace(b"|2.5.1", b"|2.5.1||||||" + codec, 1))
+        elif kind == "dup":
+            data += data[: at + 1]
+    return bytes(data)
+
+
+@settings(
+    max_examples=100,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(mutant(), min_size=1, max_size=4))
+def test_whatever_the_bytes_every_file_is_taken_or_set_aside_with_its_reason(
+    intake: Intake, tmp_path_factory: pytest.TempPathFactory, files: list[bytes]
+) -> None:
+    source = drop(tmp_path_factory.mktemp("fuzz"), Clock(), complete_when="marker")
+    folder = source.config.directory
+    for number, data in enumerate(files):
+        marked(folder, f"{number}.hl7", data)
+    source.poll(intake)  # raises nothing
+    assert sorted(p.name for p in folder.glob("*.hl7")) == []
+    refused = sorted(p.name for p in (folder / "error").glob("*.hl7"))
+    assert [f"{name}.reason" for name in refused] == sorted(
+        p.name for p in (folder / "error").glob("*.reason")
+    )
+    for reason in (folder / "error").glob("*.reason"):  # text a person can open
+        assert all(c.isprintable() or c == "\n" for c in reason.read_text(encoding="utf-8"))
+    assert source.health()["ok"]

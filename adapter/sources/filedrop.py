@@ -685,8 +685,14 @@ def reason_text(refused: RefusedError, size: int, at: datetime) -> str:
     return (
         "TrialBridge did not take the file beside this one.\n"
         f"When:  {at.isoformat(timespec='seconds')} ({size:,} bytes)\n"
-        f"What:  {refused.what}\n"
-        f"Where: {refused.where}\n"
+        f"What:  {_printable(refused.what)}\n"
+        f"Where: {_printable(refused.where)}\n"
         f"To do: {refused.todo}.\n"
         "Delete both files once done: they may hold patient data.\n"
     )
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (a NUL in an MSH-10, say) written as ``\\xNN``, so
+    the reason file stays a text file a person can open."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
