@@ -21,12 +21,19 @@ from adapter.toxicity import (
 from adapter.toxicity.ctcae import ALB, ALP, ALT, AST, BILI, CREAT, INR, SODIUM
 
 
-def v(value: str | None, low: str | None = None, high: str | None = None, cmp: str = "") -> Value:
+def v(
+    value: str | None,
+    low: str | None = None,
+    high: str | None = None,
+    cmp: str = "",
+    unit: str = "",
+) -> Value:
     return Value(
         Decimal(value) if value is not None else None,
         cmp,
         Decimal(low) if low is not None else None,
         Decimal(high) if high is not None else None,
+        unit,
     )
 
 
@@ -132,11 +139,18 @@ def test_blood_bilirubin(value: str, context: Context, expected: int) -> None:
     ],
 )
 def test_hypoalbuminemia(value: str, low: str | None, expected: int) -> None:
-    assert grade(ALB, v(value, low=low)).grade == expected
+    assert grade(ALB, v(value, low=low, unit="g/dL")).grade == expected
+
+
+def test_hypoalbuminemia_in_g_per_litre_and_in_no_known_unit() -> None:
+    assert grade(ALB, v("29.9", low="35", unit="g/L")).grade == 2  # 2.99 g/dL
+    assert grade(ALB, v("34", low="35", unit="g/L")).grade == 1
+    result = grade(ALB, v("2.5", low="3.5"))
+    assert result.grade is None and "thresholds are in g/dL" in result.basis
 
 
 def test_hypoalbuminemia_needs_lln_only_for_grades_0_and_1() -> None:
-    result = grade(ALB, v("3.2"))
+    result = grade(ALB, v("3.2", unit="g/dL"))
     assert result.grade is None and "LLN" in result.basis
 
 
@@ -152,12 +166,12 @@ def test_hypoalbuminemia_needs_lln_only_for_grades_0_and_1() -> None:
     ],
 )
 def test_hyponatremia(value: str, expected: int) -> None:
-    assert grade(SODIUM, v(value, low="135")).grade == expected
+    assert grade(SODIUM, v(value, low="135", unit="mmol/L")).grade == expected
 
 
 @pytest.mark.parametrize("value", ["129.9", "129", "125"])
 def test_hyponatremia_125_to_129_depends_on_symptoms_and_is_not_graded(value: str) -> None:
-    result = grade(SODIUM, v(value, low="135"))
+    result = grade(SODIUM, v(value, low="135", unit="mmol/L"))
     assert result.grade is None and "symptom" in result.basis
 
 

@@ -184,7 +184,7 @@ def _baseline_and_grades(placed: Sequence[Placed]) -> tuple[set[int], dict[int, 
 def _point(p: Placed) -> Point:
     r = p.record
     value = r.standard if r.status != CANCELLED else None
-    return Point(Value(value, r.comparator, r.low, r.high), p.day)
+    return Point(Value(value, r.comparator, r.low, r.high, r.standard_unit), p.day)
 
 
 def _lb_row(

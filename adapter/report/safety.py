@@ -84,7 +84,7 @@ def _time(m: Measurement) -> tuple[str, str]:
 def _subject_row(
     subject: SubjectData, measure: Measure, term: str, results: list[Measurement], study: Study
 ) -> dict[str, Any]:
-    points = [_point(m, subject, study) for m in results]
+    points = [_point(m, measure.unit, subject, study) for m in results]
     grades = grade_series(term, points)
     base = baseline_index(points)
     later = [i for i in range(len(points)) if is_post_baseline(i, points)]
@@ -110,9 +110,9 @@ def _subject_row(
     }
 
 
-def _point(m: Measurement, subject: SubjectData, study: Study) -> Point:
+def _point(m: Measurement, unit: str, subject: SubjectData, study: Study) -> Point:
     day = study_day(m.effective, subject.day0, study.timezone) if subject.day0 else None
-    return Point(Value(m.value, m.comparator, m.low, m.high), day)
+    return Point(Value(m.value, m.comparator, m.low, m.high, unit), day)
 
 
 def _level(grade: Grade) -> int:

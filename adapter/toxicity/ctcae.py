@@ -45,6 +45,7 @@ class Value:
     comparator: str = ""  # "", "<", "<=", ">=", ">"
     low: Decimal | None = None  # LLN
     high: Decimal | None = None  # ULN
+    unit: str = ""  # UCUM; the rules with fixed thresholds (albumin, sodium) need it
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,15 +203,19 @@ def _hypoalbuminemia(value: Decimal, result: Value, context: Context) -> tuple[i
     """CTCAE v5.0, Metabolism and nutrition disorders, "Hypoalbuminemia": Grade 1 "<LLN - 3
     g/dL; <LLN - 30 g/L"; Grade 2 "<3 - 2 g/dL; <30 - 20 g/L"; Grade 3 "<2 g/dL; <20 g/L";
     Grade 4 "Life-threatening consequences; urgent intervention indicated" (not a laboratory
-    criterion, so never given from a value). The value is in g/dL (the study's unit).
+    criterion, so never given from a value). The value is brought to g/dL first.
     """
+    factor = _ALBUMIN_TO_G_DL.get(result.unit)
+    if factor is None:
+        return None, f"albumin in {result.unit or 'no unit'}: CTCAE's thresholds are in g/dL, g/L"
+    value = value * factor
     if value < 2:
         return 3, "< 2 g/dL"
     if value < 3:
         return 2, "2 to < 3 g/dL"
     if result.low is None:
         return None, "no lower reference limit (LLN) on the result"
-    if value < result.low:
+    if value < result.low * factor:
         return 1, "3 g/dL to < LLN"
     return 0, "at or above LLN"
 
@@ -222,6 +227,8 @@ def _hyponatremia(value: Decimal, result: Value, context: Context) -> tuple[int 
     consequences". 125-129 is grade 2 or 3 by symptoms, which the laboratory does not send: no
     grade there. Bands are read as half-open, so 129.5 is in "125-129" and 124.5 in "120-124".
     """
+    if result.unit not in _SODIUM_UNITS:
+        return None, f"sodium in {result.unit or 'no unit'}: CTCAE's thresholds are in mmol/L"
     if value < 120:
         return 4, "< 120 mmol/L"
     if value < 125:
@@ -259,6 +266,9 @@ def _inr(value: Decimal, result: Value, context: Context) -> tuple[int | None, s
     points = _by_multiple(ratio, _INR_BASE)
     return points, f"{_ratio(value, base.value)} x baseline (on anticoagulation)"
 
+
+_ALBUMIN_TO_G_DL = {"g/dL": Decimal(1), "g/L": Decimal("0.1")}
+_SODIUM_UNITS = ("mmol/L", "meq/L", "mEq/L")  # monovalent: 1 mEq/L = 1 mmol/L
 
 RULES: dict[str, Rule] = {
     ALT: _baseline_rule(_TRANSAMINASE_ULN, _TRANSAMINASE_BASE),
