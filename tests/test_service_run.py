@@ -163,6 +163,7 @@ def test_killed_at_several_points_it_leaves_exactly_the_expected_resources(
         "TRIALBRIDGE_SOURCES_FILE_DROP_DIRECTORY": str(drop),
         "TRIALBRIDGE_SOURCES_FILE_DROP_POLL_SECONDS": "0.2",
         "TRIALBRIDGE_SOURCES_FILE_DROP_MAX_FILES_PER_POLL": "100",
+        "TRIALBRIDGE_SOURCES_FILE_DROP_SETTLE_SECONDS": "0",  # drained: the folder is empty
     }
     log = tmp_path / "run.log"
     sent = outbox.c.status == "sent"
