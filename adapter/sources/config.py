@@ -65,7 +65,7 @@ class FileDropConfig:
     poll_seconds: float = 10.0
     max_files_per_poll: int = 200
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger files go to error/ unread
-    settle_seconds: float = 300.0  # stable mode: a taken file stays this long, unchanged
+    settle_seconds: float = 120.0  # stable mode: a taken file stays this long, unchanged
     archive_days: float = 0.0  # 0: a taken file is deleted; N: kept in archive/ N days
 
     @property
@@ -209,7 +209,7 @@ def _file_drop(r: _Reader) -> FileDropConfig:
         poll_seconds=r.number("poll_seconds", 10.0),
         max_files_per_poll=int(r.number("max_files_per_poll", 200, minimum=1)),
         max_file_bytes=int(r.number("max_file_bytes", DEFAULT_MAX_FILE_BYTES, minimum=1024)),
-        settle_seconds=r.number("settle_seconds", 300.0),
+        settle_seconds=r.number("settle_seconds", 120.0),
         archive_days=r.number("archive_days", 0.0),
     )
     for key, folder in (("archive", config.archive_dir), ("error", config.error_dir)):
