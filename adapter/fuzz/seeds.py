@@ -2,8 +2,9 @@
 subjects' messages through (so mutants reach the trial links, visits and the build).
 
 Seeds: every file of the real-world corpus copied into ``tests/data/corpus/hl7`` (whole
-files: batches, BOMs and odd separators included) and the files of a small simulated feed
-(``adapter.simulate``: the study's LIS, its codes and units, enrolled subjects and others).
+files: batches, BOMs and odd separators included), the files of a small simulated feed
+(``adapter.simulate``: the study's LIS, its codes and units, enrolled subjects and others),
+and two ADT messages of an enrolled subject (the feed has none; vital status comes by ADT).
 """
 
 from __future__ import annotations
@@ -49,10 +50,30 @@ def feed_seeds(feed: Feed, files: int = 60) -> list[Seed]:
     return [Seed(f"sim/{f.name}", f.text.encode("utf-8")) for f in chosen]
 
 
+def adt_seeds(feed: Feed) -> list[Seed]:
+    """A discharge with a death (A03: PID-29, PID-30, PV1-36) and an update (A08) of the
+    feed's first subject."""
+    patient = feed.subjects[0].patient
+    pid = "|".join(
+        ["PID", "1", "", f"{patient.mrn}^^^{patient.authority}^MR", "", "Test^Patient", "",
+         "19610304", "F", *[""] * 20, "20240601093000+0800", "Y"]
+    )  # fmt: skip
+    pv1 = "|".join(["PV1", "1", "I", "WARD3", *[""] * 32, "20"])
+    seeds = []
+    for event, number in (("A03", "ADT0001"), ("A08", "ADT0002")):
+        msh = (
+            f"MSH|^~\\&|NTC-HIS|NTCH|TB|NTCH|20240601101500+0800||ADT^{event}^ADT_{event}|"
+            f"{number}|P|2.5.1"
+        )
+        evn = f"EVN|{event}|20240601101000+0800"
+        seeds.append(Seed(f"adt/{event}", "\r".join([msh, evn, pid, pv1, ""]).encode()))
+    return seeds
+
+
 def all_seeds(files: int = 60) -> tuple[list[Seed], Gate]:
-    """The corpus and feed seeds, and a gate that enrols the feed's subjects."""
+    """The corpus, feed and ADT seeds, and a gate that enrols the feed's subjects."""
     feed = simulated_feed(files)
-    return corpus_seeds() + feed_seeds(feed, files), gate_for(feed)
+    return corpus_seeds() + feed_seeds(feed, files) + adt_seeds(feed), gate_for(feed)
 
 
 def gate_for(feed: Feed) -> Gate:

@@ -2,7 +2,8 @@
 
 ``translate`` runs :func:`adapter.pipeline.translate` with the enrolment gate (the service's
 path: enrolled subjects' messages are linked to the study and their visits) and without it
-(``trialbridge map``'s path: every message is built). ``mllp`` runs what the MLLP source does
+(``trialbridge map``'s path: every message is built); an ADT message's day of death is
+computed too, as the service's processing job does next. ``mllp`` runs what the MLLP source does
 with the bytes of one connection, without the socket: frame decoding (fed in uneven chunks),
 ``read_frame`` (the listener's per-frame answer) and the ACK; ``read_frame`` answers any
 exception of its own checks with AE 207, which counts as a failure here.
@@ -22,7 +23,7 @@ from typing import Any
 from adapter.config import Settings
 from adapter.errors import TrialBridgeError
 from adapter.mappings import MappingSet
-from adapter.pipeline import Translation, translate
+from adapter.pipeline import Translation, death_date, translate
 from adapter.sources.ack import Problem, build_ack, read_frame
 from adapter.sources.framing import BadFrame, FrameDecoder, frame
 from adapter.trial.gate import Gate
@@ -73,6 +74,13 @@ class TranslateTarget:
             except Exception as exc:  # the property: nothing else escapes
                 return failure(self.name, exc)
             for item in items:
+                if item.vital is not None:  # what the service does next with an ADT
+                    try:
+                        death_date(item.vital, UTC)
+                    except TrialBridgeError:
+                        pass
+                    except Exception as exc:
+                        return failure(self.name, exc)
                 found = bad_output(item)
                 if found:
                     return Failure(self.name, found, _short(str(item.error or "")), item.source)
