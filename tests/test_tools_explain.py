@@ -70,7 +70,7 @@ def test_refused_message_exits_1_with_a_clean_message() -> None:
     path = CORPUS / "hapi_MSH2_missing_component_sep.hl7"
     result = CliRunner().invoke(main, ["explain", str(path)])
     assert result.exit_code == 1
-    assert "refused: [MSH.2]" in result.output
+    assert "refused: [message 72313573, MSH.2]" in result.output
     assert "Traceback" not in result.output
 
 
