@@ -23,7 +23,8 @@ from adapter.service.config import service_config
 from adapter.service.quarantine import entry_json
 from adapter.service.runner import service_store
 from adapter.service.stages import Stages
-from adapter.store.service import QuarantineEntry, ServiceStore
+from adapter.store.quarantine import QuarantineEntry
+from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 

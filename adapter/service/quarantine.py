@@ -23,7 +23,7 @@ from pathlib import PurePath
 from typing import Any
 
 from adapter.errors import MessageError, TrialBridgeError
-from adapter.store.service import QuarantineEntry
+from adapter.store.quarantine import QuarantineEntry
 
 REASON_LIMIT = 500  # characters of reason kept: enough for any project error and its hint
 LOCATION_LIMIT = 255

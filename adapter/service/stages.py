@@ -51,13 +51,13 @@ from adapter.service.config import ServiceConfig
 from adapter.service.plan import Backoff, next_attempt, pick_due, retryable, split_bundle
 from adapter.service.quarantine import Fault, carries_results, fault_of, refusal
 from adapter.store import REFUSED, Outcome
+from adapter.store.quarantine import Quarantined
 from adapter.store.schema import PROCESS_STAGE, PUSH_STAGE, RESULTS, SUBJECT
 from adapter.store.service import (
     Death,
     InboxMessage,
     OutboxRow,
     Processed,
-    Quarantined,
     Queued,
     ServiceStore,
 )
