@@ -48,6 +48,12 @@ promtool:
 test: lint chromium postgres docs promtool
 	$(BIN)/pytest
 
+# The project's mapping suite alone (tests/mapping-suite; docs/engineers/mappings.md): every
+# message against its expected outcome. make test runs it too (tests/test_mappings_suite.py).
+.PHONY: mapping-suite
+mapping-suite: setup
+	$(BIN)/trialbridge mappings test tests/mapping-suite
+
 # The performance benchmark (README "Performance"): every scenario with its baseline, one
 # table, the same figures in var/bench-results.json. bench-quick runs them small (about a minute).
 bench: setup
