@@ -85,3 +85,12 @@ def test_update_writes_the_expected_files_then_they_pass(tmp_path: Path) -> None
     )
     assert mappings_test(str(folder))[0] == 0
     assert mappings_test("--update", str(folder))[1].rstrip().endswith("0 expected file(s) written")
+
+
+def test_an_empty_suite_or_a_broken_expected_file_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    code, output = mappings_test(str(tmp_path))
+    assert code == 1 and f"no *.hl7 message under {tmp_path}: nothing to test" in output
+    shutil.copy(SUITE / f"{MIRTH}.hl7", tmp_path / "cmp.hl7")
+    (tmp_path / "cmp.expected.yaml").write_text("messages: [\n  - {message: x\n")
+    code, output = mappings_test(str(tmp_path))
+    assert code == 1 and f"{tmp_path / 'cmp.expected.yaml'}:2: not valid YAML" in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -168,3 +169,14 @@ def test_cli_groups_the_findings_by_what_they_mean() -> None:
     assert "  real, but a LIS can ignore them: TrialBridge copes:" in result.output
     assert "  from the validator's own limits, not problems in the message:" in result.output
     assert "removed for validation" in result.output
+
+
+def test_a_file_that_is_not_hl7_is_one_finding_and_the_next_file_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a.hl7").write_text("hello")
+    result = CliRunner().invoke(
+        main, ["check", "--conformance", str(tmp_path / "a.hl7"), str(CORPUS / "ms_LAB-ORU-1.hl7")]
+    )
+    assert result.exit_code == 1
+    assert "a.hl7#1: message ? (v?): NOT conformant (1 hold a result" in result.output
+    assert "does not start with an MSH" in result.output
+    assert "ms_LAB-ORU-1.hl7#1: message 182 (v2.5): conformant" in result.output

@@ -282,8 +282,8 @@ def _print_conformance(entry: dict[str, Any]) -> None:
         + (f", {counts['real']} the receiver may refuse" if counts["real"] else "")
     )
     click.echo(
-        f"{entry['file']}#{entry['position']}: message {entry['message_id']} "
-        f"(v{entry['version']}): {verdict} ({summary})"
+        f"{entry['file']}#{entry['position']}: message {entry['message_id'] or '?'} "
+        f"(v{entry['version'] or '?'}): {verdict} ({summary})"
     )
     for kind in KINDS:
         problems = [p for p in entry["problems"] if p["kind"] == kind]

@@ -148,7 +148,12 @@ class Conformance:
 def check_conformance(data: bytes, forced_charset: str | None = None) -> list[Conformance]:
     """Check every message in ``data`` (a file's bytes; batches are unwrapped)."""
     results = []
-    for position, chunk in enumerate(split_messages(data), start=1):
+    try:
+        chunks = split_messages(data)
+    except MessageError as exc:  # not HL7v2 at all: one finding, and the next file goes on
+        problem = Problem("MSH", "error", str(exc), "holds", "TrialBridge refuses it too")
+        return [Conformance(1, "", "", (problem,))]
+    for position, chunk in enumerate(chunks, start=1):
         try:
             text, _ = decode_message(chunk, forced_charset)
         except MessageError as exc:

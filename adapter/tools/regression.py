@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from adapter.config import Settings
+from adapter.errors import ConfigError
 from adapter.mapping import MappedResult
 from adapter.mappings import MappingSet
 from adapter.pipeline import Translation, translate
@@ -154,7 +155,10 @@ def run_suite(
     """Run every ``*.hl7`` under ``directory`` (name order) against its expected file; with
     ``update``, write the expected files instead (only those that differ)."""
     suite = SuiteResult()
-    for path in sorted(directory.rglob("*.hl7")):
+    paths = sorted(directory.rglob("*.hl7"))
+    if not paths:  # an empty suite passing would hide a wrong path
+        raise ConfigError(f"no *.hl7 message under {directory}: nothing to test")
+    for path in paths:
         suite.files += 1
         got = outcomes(translate(path.read_bytes(), path.name, settings, mappings))
         suite.messages += len(got)
@@ -176,7 +180,16 @@ def run_suite(
 
 
 def _read(path: Path) -> list[Outcome]:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"not valid YAML ({getattr(exc, 'problem', exc)}); fix it or write it again with "
+            "--update",
+            path=str(path),
+            line=mark.line + 1 if mark is not None else None,
+        ) from exc
     messages = doc.get("messages", []) if isinstance(doc, dict) else []
     return list(messages)
 
