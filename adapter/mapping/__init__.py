@@ -147,7 +147,7 @@ def _codes_sent(codings: tuple[Coding, ...], sender: str) -> str:
     bare code says which sender it came from, since only a scoped entry can map it."""
     sent = [c for c in codings if c.code]
     if not sent:
-        return "OBX-3 has no code, which"
+        return "code (none)"
     words = [
         f"{c.code} ({c.system})" if c.system else f"{c.code} (no system) from {sender}"
         for c in sent
