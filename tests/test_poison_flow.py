@@ -74,15 +74,16 @@ def result(tag: str, n: int, mrn: str, value: str, *, status: str = "F", unit: s
     )  # fmt: skip
 
 
-def poisons(tag: str, mrn: str) -> dict[str, bytes]:
-    """One of each poison message of issue 12, for patient ``mrn`` (message ids {tag}-Pn)."""
+def poisons(tag: str, mrn: str, way: str) -> dict[str, bytes]:
+    """One of each poison message of issue 12, for patient ``mrn``: message ids
+    {tag}-{way}n (P by MLLP, F by the file drop)."""
 
     def one(n: int, **kw: Any) -> str:
         spec = {"code": ALT, "value": "42", "unit": "U/L", "observed": "20240115083000+0800"}
         spec.update({k: kw.pop(k) for k in list(kw) if k in spec})
         text = oru(
             obx(1, spec["code"], spec["value"], spec["unit"], observed=spec["observed"]),
-            mrn=mrn, message_id=f"{tag}-P{n}", order=f"{tag}P{n}", **kw,
+            mrn=mrn, message_id=f"{tag}-{way}{n}", order=f"{tag}{way}{n}", **kw,
         )  # fmt: skip
         return text
 
@@ -100,6 +101,10 @@ def poisons(tag: str, mrn: str) -> dict[str, bytes]:
         "MSH-18 quopri": one(8, charset="quopri").encode(),
         "MSH-9 with µ": micro.encode("utf-8"),
         "20 KB of empty escapes": flood.encode(),
+        "MSH-9 with ÿ, 8859/1": one(11, charset="8859/1")
+        .replace("ORU^R01^ORU_R01", "ORU^R01ÿ^ORU_R01")
+        .encode("latin-1"),
+        "UTF-16 with a BOM": b"\xff\xfe" + one(12).encode("utf-16-le"),
     }
 
 
@@ -117,6 +122,8 @@ OUTCOMES = {
     "MSH-18 quopri": "absent",
     "MSH-9 with µ": "processed",
     "20 KB of empty escapes": "processed",
+    "MSH-9 with ÿ, 8859/1": "processed",
+    "UTF-16 with a BOM": "processed",
 }
 FIELD = {
     "OBX-14 year only": "OBX-14",
@@ -211,7 +218,7 @@ def test_poison_among_normal_messages_is_isolated_and_a_fixed_one_is_delivered_o
     # subject 3 (its normal results came first), each by both ways in.
     expected: dict[str, tuple[str, float]] = {}
     acks: list[str] = []
-    poison = poisons(tag, "MRN003")
+    poison = poisons(tag, "MRN003", "P")
     with listening(port) as lis:
         for n in range(1, 13):
             mrn = f"MRN00{1 + n % 3}"
@@ -230,8 +237,8 @@ def test_poison_among_normal_messages_is_isolated_and_a_fixed_one_is_delivered_o
         # of another order of subject 1 that must wait behind it.
         acks.append(ack_code(lis.request(result(tag, 20, "MRN001", "41", unit="IU/L").encode())))
         acks.append(ack_code(lis.request(result(tag, 21, "MRN001", "45").encode())))
-    for n, data in enumerate(poison.values()):
-        dropped(drop, f"{tag}-poison-{n}.hl7", data.replace(b"-P", b"-F"))
+    for n, data in enumerate(poisons(tag, "MRN003", "F").values()):
+        dropped(drop, f"{tag}-poison-{n}.hl7", data)
     assert len(acks) == 6 + len(poison) + 1 + 2 and all(acks), acks  # every frame answered
     assert set(acks) <= {"AA", "AE", "AR"}
 
