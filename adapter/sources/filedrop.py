@@ -63,7 +63,7 @@ CHUNK_BYTES = 1 << 20  # read a megabyte at a time
 BATCH_MESSAGES = 200  # messages committed together at most
 BATCH_BYTES = 8 << 20  # ... and bytes
 MAX_BACKOFF_SECONDS = 300.0
-STATS_SECONDS = 60.0  # archive/ and error/ are counted (and archive/ purged) this often
+STATS_SECONDS = 60.0  # archive/ is counted (and purged past archive_days) this often
 KEY = "sources.file_drop"
 
 Clock = Callable[[], float]
@@ -126,7 +126,6 @@ class _Folders:
 @dataclass
 class _Health:
     problem: str | None = None
-    since: float | None = None
     failures: int = 0
     retry_at: float = float("-inf")
     too_large: int = 0
@@ -246,7 +245,7 @@ class FileDropSource:
         try:
             return self._take(intake, path)
         except RefusedError as refused:
-            self._refuse(intake, path, refused)
+            self._refuse(path, refused)
         except (BlockedError, StoreError):
             raise  # the folder or the store: every file waits
         except FileNotFoundError:
@@ -255,7 +254,7 @@ class FileDropSource:
             self._unreadable[name] = (seen, self.clock() + 10 * self.config.poll_seconds)
             self.events.emit("file_drop.unreadable", level=logging.WARNING, error=_errno(exc))
         except Exception as exc:  # anything else concerns this file alone
-            self._refuse(intake, path, _unexpected(exc))
+            self._refuse(path, _unexpected(exc))
         return 0
 
     def _take(self, intake: Intake, path: Path) -> int:
@@ -308,7 +307,7 @@ class FileDropSource:
         try:
             for number, raw in enumerate(split_chunks(chunks), start=1):
                 message = one_message(raw, f"{name}#{number}")
-                problem = self.unreadable(message)
+                problem = self.why_unreadable(message)
                 if problem is not None and first_problem is None:
                     first_problem = (number, message, problem)
                 readable_seen = readable_seen or problem is None
@@ -357,7 +356,7 @@ class FileDropSource:
                 "file_drop.accepted", level=logging.DEBUG, messages=len(accepted), kept=kept
             )
 
-    def unreadable(self, message: Incoming) -> str | None:
+    def why_unreadable(self, message: Incoming) -> str | None:
         """Why the message is not HL7 that decodes, or None (it may still be refused later)."""
         if not message.raw.startswith(b"MSH"):
             return "the message does not start with MSH"
@@ -391,7 +390,7 @@ class FileDropSource:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise _blocked_writing(self.config.directory, exc) from exc
+                raise _blocked_writing("directory", self.config.directory, exc) from exc
         self._previous.pop(path.name, None)
         self._unreadable.pop(path.name, None)
 
@@ -411,7 +410,7 @@ class FileDropSource:
         self._health.folders.checked_at = float("-inf")  # counted again after this poll
         return target
 
-    def _refuse(self, intake: Intake, path: Path, refused: RefusedError) -> None:
+    def _refuse(self, path: Path, refused: RefusedError) -> None:
         """Move the file to error/ with its reason beside it; the next file goes on."""
         self._health.refused += 1
         # Not "<source>.refused": the service counts those as peers refused by a guard.
@@ -432,7 +431,7 @@ class FileDropSource:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise _blocked_writing(self.config.error_dir, exc) from exc
+            raise _blocked_writing("error", self.config.error_dir, exc) from exc
         self._previous.pop(path.name, None)
 
     # Health ------------------------------------------------------------------------------
@@ -465,7 +464,7 @@ class FileDropSource:
         h = self._health
         if h.problem != problem:
             self.events.emit("file_drop.blocked", level=logging.ERROR, failures=h.failures + 1)
-        h.problem, h.since = problem, h.since or now
+        h.problem = problem
         h.failures += 1
         delay = min(self.config.poll_seconds * 2 ** (h.failures - 1), MAX_BACKOFF_SECONDS)
         h.retry_at = now + max(delay, self.config.poll_seconds)
@@ -474,7 +473,7 @@ class FileDropSource:
         h = self._health
         if h.problem is not None:
             self.events.emit("file_drop.unblocked", failures=h.failures)
-        h.problem, h.since, h.failures, h.retry_at = None, None, 0, float("-inf")
+        h.problem, h.failures, h.retry_at = None, 0, float("-inf")
 
     def _folder_stats(self, now: float) -> None:
         """Count archive/, and delete what is past ``archive_days``."""
@@ -531,9 +530,12 @@ def folder_stats(config: FileDropConfig, now: float) -> _Folders:
     """Files in archive/ (markers aside), their bytes and when the oldest was archived."""
     stats = _Folders(checked_at=now)
     for entry in _entries(config.archive_dir):
-        if not entry.is_file(follow_symlinks=False):
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            info = entry.stat(follow_symlinks=False)
+        except OSError:  # deleted meanwhile (by the purge or a person)
             continue
-        info = entry.stat(follow_symlinks=False)
         stats.archive_bytes += info.st_size
         stats.archive_files += not entry.name.endswith(config.marker_suffix)
         if stats.archive_oldest is None or info.st_mtime < stats.archive_oldest:
@@ -617,9 +619,9 @@ def _blocked_reading(folder: Path, exc: OSError) -> BlockedError:
     )
 
 
-def _blocked_writing(folder: Path, exc: OSError) -> BlockedError:
+def _blocked_writing(key: str, folder: Path, exc: OSError) -> BlockedError:
     return BlockedError(
-        f"{KEY}.directory",
+        f"{KEY}.{key}",
         folder,
         f"files cannot be moved out of it or deleted ({_errno(exc)})",
         "give the service's user write permission on the drop folder and its error/ and "
