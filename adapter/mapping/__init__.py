@@ -239,17 +239,18 @@ def _effective(result: Result, order: Order, offset: str) -> str | None:
     """OBX-14 (else OBR-7) as a FHIR dateTime. A result needs the day it was collected: a
     year or month alone cannot be placed in a study visit, so such a result is held."""
     if result.observed_at:
-        field, value = "OBX-14", result.observed_at
+        field, value, where = "OBX-14", result.observed_at, f"{result.location}.14"
     else:
-        field, value = "OBR-7", order.observed_at
+        field, value, where = "OBR-7", order.observed_at, f"{order.location}.7"
     try:
         effective = to_fhir_datetime(value, offset)
     except TimestampError as exc:
-        raise MappingError(f"{field} (observation time): {exc.reason}") from exc
+        raise MappingError(f"{field} (observation time): {exc.reason}", location=where) from exc
     if effective is not None and len(effective) < len("YYYY-MM-DD"):
         raise MappingError(
             f"{field} (observation time) {value.strip()!r} gives no day, so the result cannot "
-            "be placed in a study visit; the lab must send the date it was collected"
+            "be placed in a study visit; the lab must send the date it was collected",
+            location=where,
         )
     return effective
 
@@ -257,10 +258,10 @@ def _effective(result: Result, order: Order, offset: str) -> str | None:
 def _issued(order: Order, report: Report, offset: str) -> str | None:
     """OBR-22 (else MSH-7) as a FHIR instant; left out when less precise than seconds."""
     if order.reported_at:
-        field, value = "OBR-22", order.reported_at
+        field, value, where = "OBR-22", order.reported_at, f"{order.location}.22"
     else:
-        field, value = "MSH-7", report.sent_at
+        field, value, where = "MSH-7", report.sent_at, "MSH.7"
     try:
         return to_fhir_instant(value, offset)
     except TimestampError as exc:
-        raise MappingError(f"{field} (results reported): {exc.reason}") from exc
+        raise MappingError(f"{field} (results reported): {exc.reason}", location=where) from exc
