@@ -6,8 +6,11 @@ who are not enrolled (nothing of them left under the drop folder)."""
 from __future__ import annotations
 
 import codecs
+import json
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -312,8 +315,6 @@ def test_archive_and_error_must_be_real_folders_inside_the_drop(tmp_path: Path, 
 def unwritable(folder: Path) -> Iterator[None]:
     """``folder`` made unwritable for real: immutable when running as root (root ignores
     permission bits), else without write permission."""
-    import os
-
     root = os.geteuid() == 0
     if root:
         subprocess.run(["chattr", "+i", str(folder)], check=True)
@@ -350,6 +351,46 @@ def test_a_folder_that_cannot_be_written_is_reported_and_retried_after_a_back_of
     clock.now += 300
     assert source.poll(intake) == 1
     assert source.health()["ok"] is True and names(folder) == []
+
+
+def test_the_service_reports_a_folder_it_cannot_write_and_takes_its_files_once_it_can(
+    tmp_path: Path, own_state_store: str, enrol: Callable[..., EnrolledSubject], launch: Any
+) -> None:
+    """``trialbridge run``: an immutable drop folder turns /readyz 503 and ``status`` (exit
+    3) names the key, the folder and what to do; once writable, its file is taken."""
+    enrol()
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    env = {
+        "TRIALBRIDGE_SOURCES_FILE_DROP_ENABLED": "true",
+        "TRIALBRIDGE_SOURCES_FILE_DROP_DIRECTORY": str(folder),
+        "TRIALBRIDGE_SOURCES_FILE_DROP_POLL_SECONDS": "0.3",
+        "TRIALBRIDGE_SOURCES_FILE_DROP_COMPLETE_WHEN": "marker",
+    }
+    marked(folder, "a.hl7", message("A1"))
+    with unwritable(folder):
+        run = launch(own_state_store, "http://127.0.0.1:9/fhir", tmp_path / "run.log", **env)
+        answer = wait_for(lambda: not_ready(run), 60, "/readyz to say not ready")
+        assert "sources.file_drop.directory" in answer["sources"]["file_drop"]
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("trialbridge")), "status", "--json"],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 3
+        shown = json.loads(done.stdout)["sources"]["file_drop"]
+        assert shown["up"] is False and str(folder) in shown["problem"]
+        assert "give that user" in shown["problem"]
+    with open_store(own_state_store) as store:
+        wait_for(lambda: count(store, messages) == 1, 120, "the file to be taken")
+    wait_for(lambda: run.get("/readyz").json()["sources"]["file_drop"] == "ok", 60, "up")
+    assert names(folder) == []
+    assert run.stop() == 0
+
+
+def not_ready(run: Any) -> dict[str, Any] | None:
+    answer = run.get("/readyz")
+    body: dict[str, Any] = answer.json()
+    return body if answer.status_code == 503 and "file_drop" in body.get("not_ready", []) else None
 
 
 def test_a_missing_drop_folder_is_reported_naming_the_key(
