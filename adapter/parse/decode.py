@@ -182,7 +182,7 @@ def decode_message(message: bytes, forced_charset: str | None = None) -> tuple[s
         shown = f" (0x{message[start]:02x})" if start < len(message) else ""
         raise DecodeError(
             f"byte {start}{shown} of the message is not valid {codec} "
-            f"(character set {charset[:40]!r}, {origin})",
+            f"(character set {charset[:40]!a}, {origin})",
             location=byte_location(message, start),
             hint="fix MSH-18 at the sender, or force the source's charset in config",
         ) from None
