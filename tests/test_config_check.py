@@ -107,7 +107,10 @@ def test_an_unknown_key_in_the_configuration_is_refused_with_its_line(deployment
     edit(deployment, "  time_zone: ", "  timezone: ")
     edit(deployment, "  lease_seconds: 15", "  lease_second: 15")
     done = check(deployment)
-    assert done.returncode == 1 and "'service.lease_second' is an unknown key" in done.stdout
+    lines = deployment.read_text().splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if "lease_second: 15" in t)
+    expected = f"{deployment}:{line}: service.lease_second: unknown key (did you mean 'lease_s"
+    assert done.returncode == 1 and expected in done.stdout
 
 
 def test_relative_paths_are_relative_to_the_configuration_file(deployment: Path) -> None:

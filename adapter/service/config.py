@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from adapter.config import nearest
+from adapter.config import key_lines, nearest
 from adapter.errors import ConfigError
 
 JOBS = ("sources", "process", "push", "scores", "purge")
@@ -38,6 +39,9 @@ class ServiceConfig:
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
     claim_seconds: float = 30.0
+    # While the FHIR server is down, it is probed (GET metadata) this often; the backlog
+    # goes as soon as it answers (adapter/service/outage.py).
+    probe_seconds: float = 2.0
     raw_retention: timedelta = timedelta(days=90)
     # How long each source may stay silent before an alert (service.alerts.silent_minutes,
     # in seconds here; a source not named has no limit).
@@ -56,16 +60,25 @@ class ServiceConfig:
 _KNOWN = {
     "": {"lease_seconds", "jobs", "push", "retention", "http", "alerts"},
     "jobs": set(JOBS),
-    "push": {"max_bundle_entries", "backoff_base_seconds", "backoff_max_seconds", "claim_seconds"},
+    "push": {
+        "max_bundle_entries",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "claim_seconds",
+        "probe_seconds",
+    },
     "retention": {"raw_days"},
     "http": {"host", "port"},
     "alerts": {"pending_minutes", "silent_minutes"},
 }
 
 
-def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceConfig:
-    """Validate the raw section (empty: every default)."""
-    _only_known(raw, where)
+def service_config(
+    raw: Mapping[str, Any], where: str = "service", path: Path | None = None
+) -> ServiceConfig:
+    """Validate the raw section (empty: every default); ``path``, the file it came from,
+    lets an unknown key's error name its line."""
+    _only_known(raw, where, path)
     jobs_raw = _section(raw, "jobs", where)
     jobs = {name: _job(name, _section(jobs_raw, name, where), where) for name in JOBS}
     http = _section(raw, "http", where)
@@ -88,6 +101,7 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
             push.get("backoff_max_seconds", 300), f"{where}.push.backoff_max_seconds"
         ),
         claim_seconds=_number(push.get("claim_seconds", 30), f"{where}.push.claim_seconds", low=1),
+        probe_seconds=_number(push.get("probe_seconds", 2), f"{where}.push.probe_seconds", low=0.1),
         raw_retention=timedelta(
             days=_number(retention.get("raw_days", 90), f"{where}.retention.raw_days")
         ),
@@ -100,20 +114,26 @@ def service_config(raw: Mapping[str, Any], where: str = "service") -> ServiceCon
     )
 
 
-def _only_known(raw: Mapping[str, Any], where: str) -> None:
+def _only_known(raw: Mapping[str, Any], where: str, path: Path | None) -> None:
     for place, allowed in _KNOWN.items():
         node = raw.get(place) if place else raw
         for key in node if isinstance(node, Mapping) else ():
             if key not in allowed:
                 name = f"service.{place}.{key}" if place else f"service.{key}"
-                raise ConfigError(f"{where}: '{name}' is an unknown key{nearest(key, allowed)}")
-    for name, job in (raw.get("jobs") or {}).items():
-        for key in job if isinstance(job, Mapping) else ():
+                raise _unknown(name, allowed, where, path)
+    for job, node in (raw.get("jobs") or {}).items():
+        for key in node if isinstance(node, Mapping) else ():
             if key not in ("interval_seconds", "batch_size"):
-                known = ("batch_size", "interval_seconds")
-                raise ConfigError(
-                    f"{where}: 'service.jobs.{name}.{key}' is an unknown key{nearest(key, known)}"
-                )
+                known = {"batch_size", "interval_seconds"}
+                raise _unknown(f"service.jobs.{job}.{key}", known, where, path)
+
+
+def _unknown(name: str, allowed: set[str], where: str, path: Path | None) -> ConfigError:
+    message = f"{name}: unknown key{nearest(name.rsplit('.', 1)[-1], allowed)}"
+    if path is None:
+        return ConfigError(f"{where}: {message}")
+    line = key_lines(path.read_text(encoding="utf-8")).get(name)
+    return ConfigError(message, path=str(path), line=line)
 
 
 def _job(name: str, raw: Mapping[str, Any], where: str) -> Job:

@@ -50,7 +50,8 @@ RecomputeFactory = Callable[[FhirClient, Registry, Path], Recompute | None]
 
 
 def load_service_config(config_path: Path) -> ServiceConfig:
-    return service_config(config_section("service", config_path), f"{config_path}: service")
+    section = config_section("service", config_path)
+    return service_config(section, f"{config_path}: service", config_path)
 
 
 def run_service(
