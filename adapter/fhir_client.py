@@ -130,6 +130,11 @@ class FhirClient:
         """GET one resource by id."""
         return self._request("GET", f"{self.base_url}/{resource_type}/{resource_id}")
 
+    def ping(self) -> None:
+        """``GET metadata`` once, no retries: raises :class:`FhirError` unless the server
+        answers (the push's cheap check that the server is back after an outage)."""
+        self._attempt("GET", f"{self.base_url}/metadata")
+
     def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = self._with_retries(method, url, **kwargs)
         result: dict[str, Any] = response.json()

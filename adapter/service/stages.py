@@ -48,6 +48,7 @@ from adapter.mappings import MappingSet
 from adapter.pipeline import PushSummary, Translation, death_date, outcome_of, translate
 from adapter.service import metrics
 from adapter.service.config import ServiceConfig
+from adapter.service.outage import Outage
 from adapter.service.plan import Backoff, next_attempt, pick_due, retryable, split_bundle
 from adapter.service.quarantine import Fault, carries_results, fault_of, refusal
 from adapter.store import REFUSED, Outcome
@@ -87,6 +88,12 @@ class Stages:
     rng: random.Random = field(default_factory=random.Random)
     stopping: Callable[[], bool] = lambda: False
     touched: set[str] = field(default_factory=set)  # subjects pushed since take_touched()
+    outage: Outage | None = None  # the server seen down (made from the config if None)
+
+    def __post_init__(self) -> None:
+        if self.outage is None:
+            # the store's clock, so that a test's clock moves the probes too
+            self.outage = Outage(self.config.probe_seconds, lambda: self.store.now().timestamp())
 
     def take_touched(self) -> list[str]:
         """The subjects whose results were pushed since the last call (for the scores)."""
@@ -241,9 +248,12 @@ class Stages:
         """Push up to ``batch_size`` due transactions; how many were claimed.
 
         ``ignore_schedule`` (``trialbridge push``) tries rows waiting for their next
-        attempt now, each at most once per ``tried`` set.
+        attempt now, each at most once per ``tried`` set. Otherwise (the service), while
+        the server is down nothing is claimed: it is probed (:mod:`adapter.service.outage`).
         """
         summary = summary if summary is not None else PushSummary()
+        if not ignore_schedule and not self._server_up():
+            return 0
         rows = self._claim(batch_size, ignore_schedule, tried or set())
         if tried is not None:
             tried.update(row.row_id for row in rows)
@@ -251,11 +261,27 @@ class Stages:
         sent: list[int] = []  # marked with the rest of the batch, in one commit
         try:
             for subject_rows in _by_subject(rows):
+                if not ignore_schedule and self._down():
+                    break  # the rest are released, due when the server answers again
                 self._push_subject(subject_rows, summary, done, sent)
         finally:
             unsent = [r.row_id for r in rows if r.row_id not in done]
             self.store.finish_push(sent, unsent, self.holder)
         return len(rows)
+
+    def _down(self) -> bool:
+        return self.outage is not None and self.outage.down
+
+    def _server_up(self) -> bool:
+        """False while the server is down; when a probe finds it answering again, the rows
+        backed off meanwhile are made due at once (not after their backoff, up to 300 s)."""
+        if self.outage is None or not self.outage.down:
+            return True
+        if not self.outage.recovered(self.client):
+            return False
+        due = self.store.bring_forward()
+        log.info("push.resumed", due_now=due)
+        return True
 
     def _claim(self, limit: int, ignore_schedule: bool, tried: set[int]) -> list[OutboxRow]:
         now = self.store.now()
@@ -377,6 +403,8 @@ class Stages:
             at = next_attempt(self.store.now(), delay)
             self.store.retry_later(row, self.holder, str(exc), at)
             metrics.FAILED.labels(source=_ALL, outcome="retry").inc()
+            if self.outage is not None and (exc.status is None or exc.status >= 500):
+                self.outage.push_failed(self.client)  # is the server itself down?
             return False
         self.store.mark_dead(row, self.holder, exc.status, exc.outcome or str(exc))
         metrics.FAILED.labels(source=_ALL, outcome="dead").inc()

@@ -366,6 +366,18 @@ class ServiceStore(QuarantineStore):
             .values(claimed_by=None, claimed_until=None)
         )
 
+    def bring_forward(self) -> int:
+        """Make every pending row that waits for a retry due now (the FHIR server answers
+        again after an outage: :mod:`adapter.service.outage`); how many."""
+        c, now = outbox.c, self.now()
+        with self.store._writing() as conn:
+            done = conn.execute(
+                update(outbox)
+                .where(c.status == PENDING, c.attempts > 0, c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+        return int(done.rowcount or 0)
+
     def _finish_claim(self, row_id: int, holder: str, **values: Any) -> None:
         c = outbox.c
         with self.store._writing() as conn:
