@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapter.config import load_settings
-from adapter.fuzz import mutate
+from adapter.fuzz import campaign, mutate
+from adapter.fuzz.__main__ import main as fuzz_main
 from adapter.fuzz.campaign import make_mutant
 from adapter.fuzz.mutate import MUTATORS, Mutator, mutant
 from adapter.fuzz.seeds import CORPUS, Seed, all_seeds, corpus_seeds
-from adapter.fuzz.targets import MllpTarget, TranslateTarget
+from adapter.fuzz.targets import Failure, MllpTarget, TranslateTarget
 from adapter.mappings import load_mappings
 from tests.messages import ALT, obx, oru
 
@@ -123,3 +124,22 @@ def test_the_bad_time_mutator_puts_a_bad_time_where_a_time_was() -> None:
     data = b"MSH|^~\\&|A|B|C|D|20240115093000+0800||ORU^R01|1|P|2.5.1"
     out = mutate.bad_time(data, random.Random(3))
     assert out != data and out.startswith(b"MSH|^~\\&|A|B|C|D|")
+
+
+def test_a_failing_mutant_is_saved_with_how_to_run_it_again_and_the_exit_status_is_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds = SEEDS[:3]
+
+    def crashes_on_msh(data: bytes) -> Failure | None:
+        return Failure("translate", "ValueError", "boom", "x.py:1") if data[:3] == b"MSH" else None
+
+    monkeypatch.setattr(campaign, "_prepared", lambda names: (seeds, {"translate": crashes_on_msh}))
+    status = fuzz_main(["--mutants", "20", "--targets", "translate", "--out", str(tmp_path)])
+    assert status == 1
+    assert "translate: ValueError at x.py:1" in capsys.readouterr().out
+    lines = (tmp_path / "failures.txt").read_text().splitlines()
+    assert lines and all("python -m adapter.fuzz --seed 1 --only " in line for line in lines)
+    name = lines[0].split("\t")[0]
+    index = int(name.split("-")[1])
+    assert (tmp_path / name).read_bytes() == make_mutant(seeds, 1, index)
