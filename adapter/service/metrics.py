@@ -49,7 +49,7 @@ QUARANTINED = Counter(
     "trialbridge_messages_quarantined",
     "Messages set aside because processing (stage=process) or pushing (stage=push) them "
     "failed; trialbridge quarantine list shows them. The open ones are "
-    "trialbridge_queue_depth{queue=\"quarantined\"}.",
+    'trialbridge_queue_depth{queue="quarantined"}.',
     ["stage"],
     registry=REGISTRY,
 )

@@ -473,9 +473,7 @@ def _with_health(spec: SourceSpec) -> SourceSpec:
         return spec
     kind = LISTENER if isinstance(spec.source, Servable) else "polled"
     health = SourceHealth(spec.name, kind=kind, key=spec.key, address=spec.address)
-    return SourceSpec(
-        spec.name, spec.source, spec.interval_seconds, spec.key, spec.address, health
-    )
+    return SourceSpec(spec.name, spec.source, spec.interval_seconds, spec.key, spec.address, health)
 
 
 def _own_problem(health: SourceHealth) -> bool:

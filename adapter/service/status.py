@@ -231,7 +231,8 @@ def _quarantine_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """The first quarantined messages, one line each (trialbridge quarantine list: all)."""
     lines = [
         f"  quarantined #{e['id']} message {e['message']} subject {e['subject'] or '-'}: "
-        f"{e['error_class']}" + (f" at {e['location']}" if e["location"] else "")
+        f"{e['error_class']}"
+        + (f" at {e['location']}" if e["location"] else "")
         + (f"; {e['held_back']} later transaction(s) wait" if e["held_back"] else "")
         for e in entries[:_SHOWN]
     ]

@@ -58,9 +58,7 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
         source = _module("adapter.sources.query_source").QuerySource(
             config.query, events=_events("query", health)
         )
-        specs.append(
-            SourceSpec("query", source, config.query.poll_seconds, health.key, "", health)
-        )
+        specs.append(SourceSpec("query", source, config.query.poll_seconds, health.key, "", health))
         metrics.RECONCILE_MISSED.labels(source="query")  # shown at 0 from the start
         reconcile = source.reconciliation()  # None: sources.query.reconcile_every_hours is 0
         if reconcile is not None:  # checks every poll_seconds whether the next one is due
