@@ -8,14 +8,17 @@ the metadata date is dropped, and text stays text (``svg.fonttype: none``).
 from __future__ import annotations
 
 import io
+import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import matplotlib
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.markers import TICKLEFT
 from matplotlib.patches import Patch
+from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
 from adapter.report.model import ANALYTE, Measure
 from adapter.report.survival import ArmSurvival
@@ -41,6 +44,7 @@ _RC: dict[Any, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+_RC_TICK_SIZE, _RC_TICK_PAD = 3.5, 3.5  # matplotlib's default y tick length and pad, in pt
 ARM_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 # Heat map: the state of a subject x visit over the study's analytes, worst first.
 HEAT_STATES = (
@@ -79,10 +83,12 @@ def trajectory_svg(cells: Sequence[Cell], measure: Measure, study: Study) -> str
         plotted = False
         for colour, arm in zip(ARM_COLOURS, study.arms, strict=False):
             series = _series(cells, measure, arm.code, visits)
-            for points in series.values():
-                xs, ys = _present(points)
-                ax.plot(xs, ys, color=colour, alpha=0.25, lw=0.8, marker=".")
-                plotted = plotted or bool(xs)
+            # All the arm's subjects in one line, broken between subjects (NaN): one SVG
+            # path per arm, not one element per subject (drawing time grows with the data).
+            lines_x, lines_y = _joined(series.values())
+            if lines_x:
+                ax.plot(lines_x, lines_y, color=colour, alpha=0.25, lw=0.8, marker=".")
+                plotted = True
             xs, ys = _present(
                 [_median([p[i] for p in series.values()]) for i in range(len(visits))]
             )
@@ -111,6 +117,21 @@ def _series(
         if cell.chosen is not None:
             points[visits.index(cell.visit.code)] = float(cell.chosen.value)
     return dict(sorted(series.items()))
+
+
+def _joined(lines: Iterable[Sequence[float | None]]) -> tuple[list[float], list[float]]:
+    """Lines (each :func:`_present`) joined into one, with a NaN point between them."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for points in lines:
+        x, y = _present(points)
+        if x:
+            if xs:
+                xs.append(math.nan)
+                ys.append(math.nan)
+            xs.extend(x)
+            ys.extend(y)
+    return xs, ys
 
 
 def _present(points: Sequence[float | None]) -> tuple[list[int], list[float]]:
@@ -181,10 +202,44 @@ def heatmap_svg(cells: Sequence[Cell], study: Study) -> str:
         ax = fig.add_subplot()
         cmap = ListedColormap([colour for _, colour in HEAT_STATES])
         if subjects:
-            ax.imshow(matrix, cmap=cmap, vmin=-0.5, vmax=len(order) - 0.5, aspect="auto")
+            # interpolation "none": the SVG holds the subjects x visits image itself, shown
+            # pixelated (sharp cells, as before), not resampled to the figure's size.
+            ax.imshow(
+                matrix,
+                cmap=cmap,
+                vmin=-0.5,
+                vmax=len(order) - 0.5,
+                aspect="auto",
+                interpolation="none",
+            )
         ax.set_xticks(range(len(visits)), visits)
-        ax.set_yticks(range(len(subjects)), subjects, fontsize=7)
+        _row_labels(fig, ax, subjects)
         ax.set_title("Data completeness (liver panel and chemistry)", loc="left", fontsize=10)
         handles = [Patch(color=colour, label=name) for name, colour in HEAT_STATES]
         ax.legend(handles=handles, bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
         return to_svg(fig)
+
+
+def _row_labels(fig: Figure, ax: Any, labels: Sequence[str]) -> None:
+    """The heat map's subject labels, drawn as y ticks look (a 3.5 pt mark, the label 3.5 pt
+    left of it, fontsize 7) without matplotlib's Tick objects: a tick costs milliseconds to
+    make and lay out, and 2,000 subjects took most of the report's time (issue 16)."""
+    ax.set_yticks([])
+    if not labels:
+        return
+    rows = blended_transform_factory(ax.transAxes, ax.transData)
+    pad = (_RC_TICK_SIZE + _RC_TICK_PAD) / 72
+    ax.plot(
+        [0.0] * len(labels),
+        range(len(labels)),
+        ls="none",
+        marker=TICKLEFT,
+        ms=_RC_TICK_SIZE,
+        mew=0.8,
+        color="black",
+        transform=rows,
+        clip_on=False,
+    )
+    shift = rows + ScaledTranslation(-pad, 0, fig.dpi_scale_trans)
+    for row, label in enumerate(labels):
+        ax.text(0, row, label, fontsize=7, ha="right", va="center_baseline", transform=shift)
