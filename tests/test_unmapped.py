@@ -198,7 +198,7 @@ def test_nothing_identifying_is_stored_outside_the_raw_message(
         ]
         tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
         registry = {"subjects", "subject_identifiers", "subject_infusions", "source_state"}
-        service = {"outbox", "dead_letters", "leases", "job_runs", "quarantine"}
+        service = {"outbox", "dead_letters", "leases", "job_runs", "quarantine", "store_identity"}
         assert {t for (t,) in tables} == {"alembic_version", "messages", "held_results"} | (
             registry | service
         )
