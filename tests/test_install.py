@@ -23,12 +23,17 @@ PIP = [sys.executable, "-m", "pip"]
 
 
 def copy_checkout(target: Path) -> None:
-    """The checkout's files as git sees them (tracked and new, not ignored), links kept."""
+    """The checkout's files as git sees them (tracked and new, not ignored), links kept;
+    without git (a source archive), the tree without the local environments."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, check=True, timeout=60,
-    ).stdout.decode()  # fmt: skip
-    for name in filter(None, listed.split("\0")):
+        cwd=ROOT, capture_output=True, timeout=60,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        skip = shutil.ignore_patterns(".venv", ".git", "node_modules", "var", "*.egg-info", "build")
+        shutil.copytree(ROOT, target, symlinks=True, ignore=skip)
+        return
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source, copy = ROOT / name, target / name
         if not source.exists() and not source.is_symlink():
             continue  # deleted in the working tree
