@@ -11,7 +11,17 @@ from pathlib import Path
 
 from adapter.bench.env import Stopwatch
 from adapter.bench.results import Row, machine, table, write_json
-from adapter.bench.scenarios import export, feed_mllp, latency, mapping, memory, report, scale
+from adapter.bench.scenarios import (
+    durable,
+    export,
+    feed_mllp,
+    latency,
+    mapping,
+    memory,
+    recovery,
+    report,
+    scale,
+)
 from adapter.bench.scenarios.common import FULL, QUICK, Context
 
 Scenario = Callable[[Context], list[Row]]
@@ -24,6 +34,8 @@ SCENARIOS: dict[str, Scenario] = {
     "6": scale.run,
     "7": report.run,
     "8": export.run,
+    "9": recovery.run,
+    "10": durable.run,
 }
 
 
@@ -39,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as work:
         ctx = Context(QUICK if args.quick else FULL, Path(work))
         try:
-            for number in args.only or sorted(SCENARIOS):
+            for number in args.only or sorted(SCENARIOS, key=int):
                 print(f"scenario {number} ...", file=sys.stderr, flush=True)
                 rows.extend(SCENARIOS[number](ctx))
                 write_json(rows, args.json, quick=args.quick, elapsed=clock.seconds())

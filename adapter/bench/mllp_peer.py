@@ -9,7 +9,8 @@ scenario. Enrolled messages are 1% unless ``TRIALBRIDGE_BENCH_ENROLLED`` says ot
 first message's number is ``TRIALBRIDGE_BENCH_FIRST`` (default 0), so rounds do not repeat.
 
 :class:`BareServer` is the baseline listener: it cuts frames and answers each with a fixed AA,
-without looking at the message (the transport's ceiling).
+without looking at the message (the transport's ceiling). :class:`FsyncServer` also appends
+each message to a file and fsyncs it before the ACK (the durable transport's ceiling).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from adapter.bench.feed import FeedSpec, messages
 from adapter.sources.framing import END, FrameDecoder, frame
@@ -59,11 +61,40 @@ class BareServer:
             await self._stop.wait()
 
 
-async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class FsyncServer(BareServer):
+    """The bare server, but each message is appended to ``path`` and fsynced before its ACK
+    (one write and one fsync per message, on the event loop: the durable ceiling)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    async def _main(self) -> None:
+        with self.path.open("ab") as log:
+
+            async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await _answer(reader, writer, log)
+
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            server = await asyncio.start_server(answer, "127.0.0.1", 0)
+            self.port = int(server.sockets[0].getsockname()[1])
+            self._ready.set()
+            async with server:
+                await self._stop.wait()
+
+
+async def _answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: BinaryIO | None = None
+) -> None:
     decoder = FrameDecoder()
     try:
         while data := await reader.read(256 * 1024):
             frames = decoder.feed(data)
+            if frames and log is not None:
+                for item in frames:
+                    log.write(item if isinstance(item, bytes) else b"")
+                    log.flush()
+                    os.fsync(log.fileno())
             if frames:
                 writer.write(_ACK * len(frames))
                 await writer.drain()

@@ -37,10 +37,14 @@ class Sizes:
     scale: int  # 6: messages per scale-out run
     report_subjects: int  # 7
     report_visits: int  # 7: visits (10 results each) per subject
+    recovery: tuple[int, float, float]  # 9: messages, rate (msg/s), outage seconds
+    durable: int  # 10: enrolled messages over MLLP, each committed before its ACK
 
 
-FULL = Sizes(100_000, 4, 20_000, 60.0, (50_000, 200_000), 5_000, 2_000, 3)
-QUICK = Sizes(2_000, 4, 300, 6.0, (4_000, 16_000), 200, 60, 3)
+FULL = Sizes(
+    100_000, 4, 20_000, 60.0, (50_000, 200_000), 5_000, 2_000, 3, (2_000, 40.0, 30.0), 6_000
+)
+QUICK = Sizes(2_000, 4, 300, 6.0, (4_000, 16_000), 200, 60, 3, (320, 40.0, 4.0), 300)
 
 
 @dataclass
