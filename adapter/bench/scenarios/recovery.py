@@ -196,6 +196,9 @@ class OutageProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go in two writes: with Nagle's algorithm each answer waited
+            # for the client's delayed ACK (~40 ms), and the push crawled at ~5 msg/s.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._relay(None)
