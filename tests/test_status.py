@@ -25,10 +25,12 @@ from adapter.intake import Intake
 from adapter.mappings import load_mappings
 from adapter.service import metrics
 from adapter.service.config import service_config
+from adapter.service.health import SourceHealth
 from adapter.service.runner import current_status
 from adapter.service.scheduler import Service, SourceSpec
 from adapter.service.stages import Stages
 from adapter.service.status import EXIT_ATTENTION, Limits, Status
+from adapter.service.wiring import source_events
 from adapter.store import open_store
 from adapter.store.service import Depths, JobRun, ServiceStore
 from adapter.trial.registry import Registry
@@ -275,3 +277,14 @@ def test_readyz_asks_the_fhir_server_at_most_every_few_seconds(
     for _ in range(50):
         assert svc.ready()[1]["fhir"] == "ok"
     assert fhir.asked == 1
+
+
+def test_a_source_reaching_a_limit_is_counted_per_source_and_limit() -> None:
+    health = SourceHealth("mllp")
+    events = source_events("mllp", health)
+    before = metrics.LIMITS_HIT.labels(source="mllp", limit="connections")._value.get()
+    events.emit("mllp.limit", limit="connections", open=64)
+    after = metrics.LIMITS_HIT.labels(source="mllp", limit="connections")._value.get()
+    assert after == before + 1
+    events.emit("mllp.accepted", messages=3, kept=1)
+    assert health.received == 3 and health.kept == 1 and health.last_message_at

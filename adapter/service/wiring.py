@@ -41,7 +41,7 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
     if config.file_drop.enabled:
         health = SourceHealth("file_drop", key="sources.file_drop")
         source = _module("adapter.sources.filedrop").FileDropSource(
-            config.file_drop, forced_charset=charset, events=_events("file_drop", health)
+            config.file_drop, forced_charset=charset, events=source_events("file_drop", health)
         )
         specs.append(
             SourceSpec("file_drop", source, config.file_drop.poll_seconds, health.key, "", health)
@@ -50,13 +50,13 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
         address = f"{config.mllp.host}:{config.mllp.port}"
         health = SourceHealth("mllp", LISTENER, "sources.mllp", address)
         source = _module("adapter.sources.mllp").MllpSource(
-            config.mllp, forced_charset=charset, events=_events("mllp", health)
+            config.mllp, forced_charset=charset, events=source_events("mllp", health)
         )
         specs.append(SourceSpec("mllp", source, None, health.key, address, health))
     if config.query.enabled:
         health = SourceHealth("query", key="sources.query")
         source = _module("adapter.sources.query_source").QuerySource(
-            config.query, events=_events("query", health)
+            config.query, events=source_events("query", health)
         )
         specs.append(SourceSpec("query", source, config.query.poll_seconds, health.key, "", health))
         metrics.RECONCILE_MISSED.labels(source="query")  # shown at 0 from the start
@@ -66,7 +66,7 @@ def sources_from_config(settings: Settings, config_path: Path) -> Sequence[Sourc
     return specs
 
 
-def _events(source: str, health: SourceHealth) -> Any:
+def source_events(source: str, health: SourceHealth) -> Any:
     """The sources' event seam, counting what came in and what the filter dropped (per
     source, in the metrics and the source's health: its last message)."""
     events = _module("adapter.sources.events")
