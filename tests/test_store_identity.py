@@ -32,6 +32,10 @@ def test_a_store_refuses_another_fhir_server_before_sending_anything(
     enrol()
     message = tmp_path / "alt.hl7"
     message.write_text(oru(obx(1, ALT, "42", "U/L")))
+    unreachable = push(message, "http://127.0.0.1:9/fhir")  # a wrong URL claims nothing
+    assert unreachable.returncode == 1 and "cannot reach the FHIR server" in unreachable.stderr
+    with open_store(own_state_store) as store:
+        assert recorded(store) is None
     first = push(message, fhir_url)
     assert first.returncode == 0, first.stderr
     other = fhir_url.replace("127.0.0.1", "localhost")  # the server under another name

@@ -29,7 +29,7 @@ from adapter.service.scheduler import LEASE, Recompute, Service, SourceSpec
 from adapter.service.sourcefacts import source_facts
 from adapter.service.status import Limits, Status
 from adapter.store import Store, open_store
-from adapter.store.identity import ServerIdentity, bind
+from adapter.store.identity import ServerIdentity, bind, recorded
 from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
@@ -104,26 +104,33 @@ def run_service(
 
 
 def bind_store(store: Store, client: FhirClient, store_url: str) -> None:
-    """Refuse a store that belongs to another FHIR server; record the server on first use
-    (:mod:`adapter.store.identity`)."""
+    """Refuse a store that belongs to another FHIR server (:mod:`adapter.store.identity`).
+    The server is recorded on the first use in which it answers: a wrong or unreachable URL
+    (nothing can be sent to it) does not claim the store."""
+    answered, identity = server_identity(client)
+    if not answered and recorded(store) is None:
+        return
     where = make_url(store_url).render_as_string(hide_password=True)
-    bind(store, ServerIdentity(client.base_url, server_identity(client)), where)
+    bind(store, ServerIdentity(client.base_url, identity), where)
 
 
-def server_identity(client: FhirClient) -> str | None:
-    """The server's own name for itself: its CapabilityStatement's ``implementation.url``
-    (else ``url``); None when it publishes none or cannot be asked now."""
+def server_identity(client: FhirClient) -> tuple[bool, str | None]:
+    """Whether the server answered at all, and its own name for itself: its
+    CapabilityStatement's ``implementation.url`` (else ``url``), when it publishes one."""
     try:
         answer = client.session.get(
             f"{client.base_url}/metadata", timeout=10, headers={"Accept": "application/fhir+json"}
         )
+    except requests.RequestException:
+        return False, None
+    try:
         document = answer.json() if answer.status_code == 200 else {}
-    except (requests.RequestException, ValueError):
-        return None
+    except ValueError:
+        return True, None
     if not isinstance(document, dict) or document.get("resourceType") != "CapabilityStatement":
-        return None
+        return True, None
     found = (document.get("implementation") or {}).get("url") or document.get("url")
-    return str(found) if found else None
+    return True, str(found) if found else None
 
 
 def _endpoint(host: str, port: int, probe: Probe) -> Endpoint:
