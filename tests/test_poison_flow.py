@@ -175,8 +175,8 @@ def fate(store: Store, control_id: str) -> str:
 
 def cli_json(store_url: str, *args: str) -> Any:
     result = CliRunner().invoke(main, [*args, "--store", store_url])
-    assert result.output.lstrip().startswith(("{", "[")), result.output
-    return json.loads(result.output)
+    assert result.stdout.lstrip().startswith(("{", "[")), result.output
+    return json.loads(result.stdout)  # warnings, if any, go to standard error
 
 
 @pytest.fixture(autouse=True)

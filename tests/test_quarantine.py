@@ -394,6 +394,13 @@ def cli(store: Store, *args: str) -> Any:
     return CliRunner().invoke(main, [*args, "--store", url])
 
 
+def cli_json(store: Store, *args: str) -> Any:
+    """A command's JSON (standard output alone: warnings go to standard error)."""
+    result = cli(store, *args)
+    assert result.stdout.lstrip().startswith(("{", "[")), result.output
+    return json.loads(result.stdout)
+
+
 def test_an_operator_lists_shows_discards_with_a_reason_and_the_subject_goes_on(
     store: Store, fhir_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -411,12 +418,12 @@ def test_an_operator_lists_shows_discards_with_a_reason_and_the_subject_goes_on(
     assert listed.output.startswith("1 quarantined message(s)\n  #")
     assert "message P1 subject DDSC-T01 process: " in listed.output
     assert "1 later transaction(s) wait" in listed.output
-    [shown] = json.loads(cli(store, "quarantine", "list", "--json").output)
+    [shown] = cli_json(store, "quarantine", "list", "--json")
     assert shown["message"] == "P1" and shown["held_back"] == 1 and shown["retryable"]
-    one = json.loads(cli(store, "quarantine", "show", str(shown["id"]), "--json").output)
+    one = cli_json(store, "quarantine", "show", str(shown["id"]), "--json")
     assert one == shown
     assert "anxious" not in json.dumps(shown)  # the message's content is never shown
-    status = json.loads(cli(store, "status", "--json").output)
+    status = cli_json(store, "status", "--json")
     assert status["queues"]["quarantined"] == 1 and status["queues"]["held_back"] == 1
     assert [e["message"] for e in status["quarantine"]] == ["P1"]
     assert any("quarantined" in item for item in status["attention"])
@@ -427,7 +434,7 @@ def test_an_operator_lists_shows_discards_with_a_reason_and_the_subject_goes_on(
     assert done.exit_code == 0 and "1 entry(ies) discarded" in done.output
     again = cli(store, "quarantine", "discard", str(shown["id"]), "--reason", "twice")
     assert again.exit_code == 1 and "not open" in again.output
-    [closed] = json.loads(cli(store, "quarantine", "list", "--all", "--json").output)
+    [closed] = cli_json(store, "quarantine", "list", "--all", "--json")
     assert (closed["resolution"], closed["note"]) == ("discarded", "resent as P2 (J. Li)")
     assert cli(store, "quarantine", "list").output.startswith("0 quarantined message(s)")
     with FhirClient(fhir_url, retries=0) as client:  # the later result is no longer held
