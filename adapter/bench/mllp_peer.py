@@ -21,11 +21,16 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from adapter.bench.feed import FeedSpec, messages
-from adapter.sources.framing import END, FrameDecoder, frame
+from adapter.intake import Intake
+from adapter.sources.ack import build_ack, read_frame
+from adapter.sources.framing import END, Frame, FrameDecoder, frame
+from adapter.sources.mllp import control_ids
 
 _ACK = frame(b"MSH|^~\\&|BARE|BENCH|||20240101000000||ACK|1|P|2.5.1\rMSA|AA|1\r")
 _TIMEOUT = 60.0
@@ -83,8 +88,40 @@ class FsyncServer(BareServer):
                 await self._stop.wait()
 
 
+class WorkServer(BareServer):
+    """The bare server doing TrialBridge's per-message work in pure Python, inline: each
+    frame's MSH read and checked (``read_frame``), the enrolment gate asked
+    (``Intake.triage``), the ACK built (``build_ack``); no commit, no counting, no logging.
+    What any listener doing that work gets from these cores (scenario 1's third baseline)."""
+
+    def __init__(self, intake: Intake) -> None:
+        super().__init__()
+        self.intake = intake
+        self.ids = control_ids("WK")
+
+    async def _main(self) -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await _answer(reader, writer, work=self._work)
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        self.port = int(server.sockets[0].getsockname()[1])
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+
+    def _work(self, item: Frame) -> bytes:
+        header, checked = read_frame(item)
+        if isinstance(checked, bytes):
+            self.intake.triage([checked])
+        return frame(build_ack(header, self.ids(), datetime.now(UTC)))
+
+
 async def _answer(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: BinaryIO | None = None
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    log: BinaryIO | None = None,
+    work: Callable[[Frame], bytes] | None = None,
 ) -> None:
     decoder = FrameDecoder()
     try:
@@ -95,7 +132,10 @@ async def _answer(
                     log.write(item if isinstance(item, bytes) else b"")
                     log.flush()
                     os.fsync(log.fileno())
-            if frames:
+            if frames and work is not None:
+                writer.write(b"".join(work(item) for item in frames))
+                await writer.drain()
+            elif frames:
                 writer.write(_ACK * len(frames))
                 await writer.drain()
     except ConnectionError:
