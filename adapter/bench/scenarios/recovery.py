@@ -43,6 +43,7 @@ def run(ctx: Context) -> list[Row]:
     with environment(ctx.work / "recovery") as env, OutageProxy(ctx.fhir.base_url) as proxy:
         ctx.fhir.reset()
         first_push, drained, backlog = _with_outage(ctx, env, proxy, count, rate, outage)
+        refused = proxy.refused
     with environment(ctx.work / "recovery-base") as env, OutageProxy(ctx.fhir.base_url) as proxy:
         ctx.fhir.reset()
         fill_inbox(env, list(messages(FeedSpec(backlog, enrolled_share=1.0, first=count))))
@@ -52,7 +53,7 @@ def run(ctx: Context) -> list[Row]:
             base = clock.seconds()
     ctx.fhir.reset()
     figure = f"{count:,} msgs at {rate:.0f}/s, 503 for {outage:.0f} s"
-    notes = {"backlog": backlog, "outage_seconds": outage, "refused": proxy.refused}
+    notes = {"backlog": backlog, "outage_seconds": outage, "refused": refused}
     return [
         Row.make(
             "9 recovery",
