@@ -32,9 +32,11 @@ RECEIVED = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 # read_frame answers an exception of its own checks with this (AE 207): a bug to report.
 _UNREADABLE = "TrialBridge could not read it"
 # What no FHIR string may hold (R4 datatypes: string, [ \r\n\t\S]+), and U+FFFD; in JSON
-# text a control character is written \u00XX (after an odd number of backslashes).
+# text a control character is written as an escape (\u0000, \b, \f).
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
-_FORBIDDEN_JSON = re.compile(r"(?<!\\)(?:\\\\)*\\(?:u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])")
+# JSON escapes read left to right, each two characters (or six for \uXXXX), so a run of
+# backslashes is read once: the forbidden ones are captured, the others just consumed.
+_JSON_ESCAPE = re.compile(r"\\(?:(u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])|.)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ def bad_output(item: Translation) -> str:
             texts.append(json.dumps(item.bundle, default=_decimal, ensure_ascii=False))
         except (TypeError, ValueError) as exc:
             return f"bundle not serialisable ({type(exc).__name__})"
-        if _FORBIDDEN_JSON.search(texts[-1]):
+        if any(m[1] for m in _JSON_ESCAPE.finditer(texts[-1])):
             return "control character in output"
     for text in texts:
         if found := _FORBIDDEN.search(text):

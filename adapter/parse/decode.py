@@ -64,7 +64,11 @@ _WIDE_BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_SEGMENT_START = re.compile(rb"(?:^|\r)(MSH|FHS|BHS|BTS|FTS)(?=.)", re.DOTALL)
+# A message (or batch envelope) starts at the input's start or after a CR. Two patterns, so
+# the one run over the whole input starts with a literal CR (the regex engine then skips
+# ahead by a fast search: "(?:^|\r)" tried the alternation at every byte, 0.4 s on 9 MB).
+_FIRST_SEGMENT = re.compile(rb"(MSH|FHS|BHS|BTS|FTS)(?=.)", re.DOTALL)
+_SEGMENT_START = re.compile(rb"\r(MSH|FHS|BHS|BTS|FTS)(?=.)", re.DOTALL)
 _ENVELOPE = {b"FHS", b"BHS", b"BTS", b"FTS"}
 # What no HL7 text field may hold: C0 controls other than TAB and CR (the segment
 # separator), and U+FFFD, which means a character was already lost before it reached us.
@@ -130,13 +134,13 @@ def split_messages(data: bytes) -> list[bytes]:
     data = normalise(data)
     if not data:
         raise ParseError("the input is empty", hint="send at least one MSH segment")
-    starts = [m.start(1) for m in _SEGMENT_START.finditer(data)]
-    if not starts or starts[0] != 0:
+    if not _FIRST_SEGMENT.match(data):
         raise ParseError(
             "the input does not start with an MSH (or FHS/BHS) segment",
             location="segment 1",
             hint="check that this is an HL7v2 message and that the file is not truncated",
         )
+    starts = [0, *(m.start(1) for m in _SEGMENT_START.finditer(data))]
     messages: list[bytes] = []
     bounds = [*starts, len(data)]
     for begin, end in itertools.pairwise(bounds):
