@@ -301,4 +301,3 @@ def test_poison_among_normal_messages_is_isolated_and_a_fixed_one_is_delivered_o
     assert len(text) < 100_000, len(text)  # no flood (20 KB of empty escapes: no line each)
     assert NOTE not in text and "anxious" not in text and "MRN00" not in text
     assert '"event":"job.failed"' not in text  # no job failed, let alone every second
-    print("FATES", fates, "ACKS", acks, "LOG", len(text))
