@@ -63,6 +63,9 @@ class FhirClient:
         self.retries = max(0, retries)
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.auth = auth or ClientAuth()
+        # where fhir.url and fhir.auth were read from, for the error texts' hints (set by
+        # from_settings; a client made from a bare URL says "the configuration")
+        self.config_name = "the configuration"
         self.attempts = 0  # requests sent, retries included (for tests and metrics)
         self._sleep = sleep
         self.session = requests.Session()
@@ -91,7 +94,9 @@ class FhirClient:
         auth = load_auth(section.get("auth"), path=str(config_path), timeout=timeouts)
         options.setdefault("timeout", settings.fhir_timeout)
         options.setdefault("retries", settings.fhir_retries)
-        return cls(base_url or settings.fhir_url, auth=auth, **options)
+        client = cls(base_url or settings.fhir_url, auth=auth, **options)
+        client.config_name = str(config_path)
+        return client
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -180,13 +185,13 @@ class FhirClient:
         except requests.exceptions.SSLError as exc:
             raise FhirUnavailableError(
                 f"TLS with the FHIR server at {self.base_url} failed; check fhir.auth "
-                "(ca_bundle_file, client_cert_file, client_key_file)",
+                f"(ca_bundle_file, client_cert_file, client_key_file) in {self.config_name}",
                 retryable=False,
             ) from exc
         except requests.RequestException as exc:
             raise FhirUnavailableError(
                 f"cannot reach the FHIR server at {self.base_url} ({type(exc).__name__}); "
-                "check fhir.url in config/trialbridge.yaml and that the server is up",
+                f"check fhir.url in {self.config_name} and that the server is up",
                 retryable=isinstance(exc, requests.ConnectionError | requests.Timeout),
             ) from exc
         elapsed = round((time.monotonic() - started) * 1000, 1)
@@ -195,7 +200,7 @@ class FhirClient:
             status=response.status_code, ms=elapsed,
         )  # fmt: skip
         if response.status_code >= 400:
-            raise _refusal(method, url, self.base_url, response)
+            raise _refusal(method, url, self.base_url, response, self.config_name)
         return response
 
 
@@ -216,9 +221,11 @@ def _settle_environment(session: requests.Session, base_url: str, tls: dict[str,
     session.trust_env = False
 
 
-def _refusal(method: str, url: str, base: str, response: requests.Response) -> FhirError:
+def _refusal(
+    method: str, url: str, base: str, response: requests.Response, config_name: str
+) -> FhirError:
     status = response.status_code
-    hint = "; check fhir.auth in config/trialbridge.yaml" if status in (401, 403) else ""
+    hint = f"; check fhir.auth in {config_name}" if status in (401, 403) else ""
     return FhirError(
         f"the FHIR server refused {method} {_short(url, base)}{hint}",
         status=status,
