@@ -1,8 +1,8 @@
-"""The README's interface-engineer walkthrough, run as written: every ``$ trialbridge`` line of
-the section is run (real processes, a real FHIR server), the YAML it tells the reader to add
-is added where it says, and each line the README shows must appear in what the command
-printed (``...`` stands for what is left out). If the README and the program drift apart,
-this fails."""
+"""The interface engineers' walkthrough (docs/engineers/index.md), run as written: every
+``$ trialbridge`` line of the section is run (real processes, a real FHIR server), the YAML it
+tells the reader to add is added where it says, and each line the guide shows must appear in
+what the command printed (``...`` stands for what is left out). If the guide and the program
+drift apart, this fails."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from pathlib import Path
 from adapter.mappings import DEFAULT_MAPPINGS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION = "## For interface engineers"
+SECTION = "# Interface engineers"
+GUIDE = ROOT / "docs" / "engineers" / "index.md"
 BIN = Path(sys.executable).parent
 
 
 @dataclass
 class Step:
-    """A command and the lines the README shows for it, or a YAML edit."""
+    """A command and the lines the guide shows for it, or a YAML edit."""
 
     command: str = ""
     shown: list[str] = field(default_factory=list)
@@ -74,7 +75,7 @@ def site(tmp_path: Path) -> Path:
 def test_the_readme_walkthrough_runs_as_written(
     tmp_path: Path, fhir_url: str, own_state_store: str
 ) -> None:
-    steps = walkthrough((ROOT / "README.md").read_text(encoding="utf-8"))
+    steps = walkthrough(GUIDE.read_text(encoding="utf-8"))
     commands = [s.command for s in steps if s.command]
     assert len(commands) >= 9 and all(c.startswith("trialbridge ") for c in commands)
     assert any(s.yaml for s in steps)
