@@ -34,7 +34,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from joserfc.jwk import ECKey, RSAKey
 from requests.auth import AuthBase, _basic_auth_str
 
-from adapter.errors import ConfigError, FhirError, FhirUnavailableError
+from adapter.errors import ConfigError, FhirAuthError, FhirError, FhirUnavailableError
 from adapter.logs import get_logger
 
 MODES = ("none", "bearer", "basic", "smart", "mtls")
@@ -354,13 +354,17 @@ class SmartBackendAuth(AuthBase):
             raise FhirUnavailableError(f"cannot reach {where} ({type(exc).__name__})") from None
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
-            raise FhirError(f"{where} failed", status=status) from None
+            refused = status is not None and 400 <= status < 500 and status != 429
+            raise (FhirAuthError if refused else FhirError)(
+                f"{where} failed", status=status
+            ) from None
         except AuthlibBaseError as exc:
-            raise FhirError(
+            transient = exc.error in ("temporarily_unavailable", "server_error")
+            raise (FhirError if transient else FhirAuthError)(
                 f"{where} refused client {self.client.client_id!r}: {exc.error}"
                 + (f" ({exc.description})" if exc.description else "")
                 + "; check fhir.auth (client_id, key_id, the registered public key, scope)",
-                retryable=exc.error in ("temporarily_unavailable", "server_error"),
+                retryable=transient,
             ) from None
         return token
 

@@ -119,6 +119,21 @@ class FhirError(TrialBridgeError):
         text = f": {outcome}" if outcome else ""
         super().__init__(f"{message}{detail}{text}")
 
+    @property
+    def auth_failure(self) -> bool:
+        """Whether our credentials were refused (401, or 403: a scope missing), so that
+        nothing will be accepted until fhir.auth (or the client's registration) is fixed."""
+        return self.status in (401, 403)
+
+
+class FhirAuthError(FhirError):
+    """The SMART token endpoint refused the client (wrong key, unknown ``kid``, scope not
+    granted...): no request reaches the FHIR server until fhir.auth is fixed."""
+
+    @property
+    def auth_failure(self) -> bool:
+        return True
+
 
 class FhirUnavailableError(FhirError):
     """The FHIR server could not be reached (retryable unless the TLS set-up is wrong)."""
