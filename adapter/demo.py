@@ -20,8 +20,9 @@ from adapter.config import Settings
 from adapter.errors import TrialBridgeError
 from adapter.fhir_client import FhirClient
 from adapter.mappings import MappingSet
-from adapter.pipeline import PushSummary, push_messages
+from adapter.pipeline import push_messages
 from adapter.scoring import Assessment, recompute_subjects, record_assessment
+from adapter.service.summary import PushSummary
 from adapter.simulate import SimConfig, simulate, write_feed
 from adapter.store import incoming, open_store
 from adapter.trial.importer import plan_import

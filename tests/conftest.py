@@ -13,7 +13,8 @@ from adapter.config import load_settings
 from adapter.dev_fhir import DevFhirServer
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary, push_messages
+from adapter.pipeline import push_messages
+from adapter.service.summary import PushSummary
 from adapter.store import incoming, open_store
 from adapter.store.scratch import scratch_schema
 from adapter.trial.enrolment import EnrolledSubject, HospitalId

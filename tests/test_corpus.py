@@ -15,7 +15,7 @@ import yaml
 
 from adapter.config import load_settings
 from adapter.mappings import DEFAULT_MAPPINGS_DIR, MappingSet, load_mappings
-from adapter.pipeline import Translation, translate
+from adapter.translate import Translation, translate
 from tests.messages import CORPUS
 
 EXTRA_CODES = {

@@ -10,7 +10,7 @@ import pytest
 from adapter.config import Settings, load_settings
 from adapter.fhir_client import FhirClient
 from adapter.lifecycle import reconcile
-from adapter.pipeline import PushSummary
+from adapter.service.summary import PushSummary
 from tests.conftest import push_texts
 from tests.messages import ALT, obx, oru
 

@@ -14,7 +14,7 @@ from adapter.cli import main
 from adapter.config import Settings, load_settings
 from adapter.errors import FhirError
 from adapter.fhir_client import FhirClient
-from adapter.pipeline import PushSummary
+from adapter.service.summary import PushSummary
 from tests.conftest import push_texts
 from tests.messages import ALB, ALT, INR, TBIL, obx, oru
 

@@ -26,10 +26,11 @@ from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.mappings import MappingSet, load_mappings
-from adapter.pipeline import PushSummary, reprocess_unmapped
+from adapter.pipeline import reprocess_unmapped
 from adapter.service.config import service_config
 from adapter.service.quarantine import carries_results, fault_of
 from adapter.service.stages import PUSH_TRIES, Stages
+from adapter.service.summary import PushSummary
 from adapter.store import Store, incoming, open_store
 from adapter.store.schema import held_results, messages, outbox, quarantine
 from adapter.store.service import ServiceStore

@@ -20,10 +20,10 @@ from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
 from adapter.service.plan import Backoff, pick_due, retryable, split_bundle
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.store import Store, incoming, open_store
 from adapter.store.schema import messages, outbox
 from adapter.store.service import Candidate, ServiceStore

@@ -19,9 +19,9 @@ from adapter.cli import main
 from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import DEFAULT_MAPPINGS_DIR, load_mappings
-from adapter.pipeline import translate
 from adapter.store import held_row, open_store
 from adapter.store.schema import held_results, messages, outbox, quarantine
+from adapter.translate import translate
 from adapter.trial.enrolment import EnrolledSubject
 from tests.messages import ALP, ALT, obx, oru
 

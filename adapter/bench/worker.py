@@ -11,9 +11,9 @@ import time
 from adapter.bench.env import Stopwatch, base_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.store import open_store
 from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry

@@ -21,13 +21,13 @@ from adapter.cli._common import (
 )
 from adapter.config import Settings, load_settings
 from adapter.mappings import MappingSet, load_mappings
-from adapter.pipeline import Translation, dry_run, translate
 from adapter.tools.conformance import check_conformance
 from adapter.tools.diff import diff_translations, old_mappings
 from adapter.tools.explain import explain
 from adapter.tools.findings import KIND_TITLES, KINDS
 from adapter.tools.lint import lint_directory
 from adapter.tools.regression import run_suite
+from adapter.translate import Translation, dry_run, translate
 
 
 def _dumps(data: Any) -> str:

@@ -15,16 +15,12 @@ from adapter.cli.scoring import print_summary, score_counts
 from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.mappings import load_mappings
-from adapter.pipeline import (
-    PushSummary,
-    Translation,
-    dry_run,
-    filter_verdict,
-    push_messages,
-)
+from adapter.pipeline import push_messages
 from adapter.scoring import load_scoring_settings, recompute_subjects
 from adapter.service.runner import bind_store
+from adapter.service.summary import PushSummary
 from adapter.store import incoming, open_store
+from adapter.translate import Translation, dry_run, filter_verdict
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 

@@ -18,11 +18,11 @@ from adapter.config import load_settings
 from adapter.fhir_client import FhirClient
 from adapter.logs import get_logger
 from adapter.mappings import load_mappings
-from adapter.pipeline import PushSummary
 from adapter.service.config import service_config
 from adapter.service.quarantine import entry_json
 from adapter.service.runner import service_store
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.store.quarantine import QuarantineEntry
 from adapter.store.service import ServiceStore
 from adapter.trial.registry import Registry

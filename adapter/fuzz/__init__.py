@@ -4,7 +4,7 @@ Bad input is normal input (DESIGN.md): a hospital's feed sends truncated files, 
 character sets, impossible dates and stray bytes, and one such message must never stop the
 flow. The property checked here, for every mutant, is the one the service relies on:
 
-- :mod:`adapter.fuzz.targets` ``translate``: :func:`adapter.pipeline.translate` (the path
+- :mod:`adapter.fuzz.targets` ``translate``: :func:`adapter.translate.translate` (the path
   ``trialbridge map`` and the service's processing job run) returns each message mapped,
   held with a reason, or refused with a :class:`~adapter.errors.TrialBridgeError`; it raises
   nothing else, and no resource it builds holds U+FFFD or a control character;

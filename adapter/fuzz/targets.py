@@ -1,6 +1,6 @@
 """The fuzz targets: a mutant in, ``None`` when the property holds, else a :class:`Failure`.
 
-``translate`` runs :func:`adapter.pipeline.translate` with the enrolment gate (the service's
+``translate`` runs :func:`adapter.translate.translate` with the enrolment gate (the service's
 path: enrolled subjects' messages are linked to the study and their visits) and without it
 (``trialbridge map``'s path: every message is built); an ADT message's day of death is
 computed too, as the service's processing job does next. ``mllp`` runs what the MLLP source does
@@ -23,9 +23,9 @@ from typing import Any
 from adapter.config import Settings
 from adapter.errors import TrialBridgeError
 from adapter.mappings import MappingSet
-from adapter.pipeline import Translation, death_date, translate
 from adapter.sources.ack import Problem, build_ack, read_frame
 from adapter.sources.framing import BadFrame, FrameDecoder, frame
+from adapter.translate import Translation, death_date, translate
 from adapter.trial.gate import Gate
 
 RECEIVED = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)

@@ -26,9 +26,9 @@ from typing import Any
 from adapter.errors import ConfigError
 from adapter.logs import get_logger
 from adapter.mappings import MappingSet, load_mappings, read_snapshot, snapshot_digest
-from adapter.pipeline import PushSummary
 from adapter.service.metrics import MAPPINGS_RELOAD_FAILURES
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.tools.lint import Finding, lint_mappings
 from adapter.tools.ucum import UcumConverter
 

@@ -41,11 +41,11 @@ from adapter.errors import FhirError, SourceError, TrialBridgeError
 from adapter.fhir_client import FhirClient
 from adapter.intake import Intake
 from adapter.logs import get_logger
-from adapter.pipeline import PushSummary
 from adapter.service import metrics
 from adapter.service.config import ServiceConfig
 from adapter.service.health import HEALTH, LISTENER, SourceHealth, own_health
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.store.service import Depths
 
 LEASE = "scheduler"

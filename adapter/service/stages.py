@@ -3,7 +3,7 @@ server), plus the retention purge. ``trialbridge push`` and ``trialbridge run`` 
 them, so there is one code path from the inbox to the FHIR server.
 
 - :meth:`Stages.process_inbox` claims a batch of received messages, translates each
-  (enrolment gate, mapping, trial context: :func:`adapter.pipeline.translate`) and, in the
+  (enrolment gate, mapping, trial context: :func:`adapter.translate.translate`) and, in the
   same database transaction, writes their transactions to the outbox, their held results and
   their new status. An ADT death updates the registry and queues the subject's transaction.
 - :meth:`Stages.push_outbox` claims due transactions subject by subject (in the order their
@@ -45,12 +45,12 @@ from adapter.fhir_client import FhirClient
 from adapter.lifecycle import reconcile, remember, stored_for
 from adapter.logs import get_logger
 from adapter.mappings import MappingSet
-from adapter.pipeline import PushSummary, Translation, death_date, outcome_of, translate
 from adapter.service import metrics
 from adapter.service.config import ServiceConfig
 from adapter.service.outage import Outage
 from adapter.service.plan import Backoff, next_attempt, pick_due, retryable, split_bundle
 from adapter.service.quarantine import Fault, carries_results, fault_of, refusal
+from adapter.service.summary import PushSummary
 from adapter.store import REFUSED, Outcome
 from adapter.store.quarantine import Quarantined
 from adapter.store.schema import PROCESS_STAGE, PUSH_STAGE, RESULTS, SUBJECT
@@ -62,6 +62,7 @@ from adapter.store.service import (
     Queued,
     ServiceStore,
 )
+from adapter.translate import Translation, death_date, outcome_of, translate
 from adapter.trial.gate import Gate
 from adapter.trial.registry import Registry
 

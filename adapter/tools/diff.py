@@ -19,7 +19,7 @@ from typing import Any
 from adapter.errors import ConfigError
 from adapter.mapping import MappedResult
 from adapter.mappings import MappingSet, load_mappings
-from adapter.pipeline import Translation
+from adapter.translate import Translation
 
 KINDS = (
     "newly mapped",

@@ -16,7 +16,7 @@ from adapter.config import Identifiers
 from adapter.mapping import MappedResult, Quantity
 from adapter.mappings import Factor, MappingSet
 from adapter.parse.model import Result
-from adapter.pipeline import Translation, filter_verdict
+from adapter.translate import Translation, filter_verdict
 
 _TIMES = "\u00d7"  # the multiplication sign: "51.3 umol/L TIMES 1/17.1 = 3.00 mg/dL"
 _NO_VALUE = {

@@ -23,7 +23,7 @@ from adapter.config import Settings
 from adapter.errors import ConfigError
 from adapter.mapping import MappedResult
 from adapter.mappings import MappingSet
-from adapter.pipeline import Translation, translate
+from adapter.translate import Translation, translate
 
 SUFFIX = ".expected.yaml"
 HEADER = (

@@ -18,10 +18,10 @@ from adapter.bench.env import Env
 from adapter.bench.feed import enrolled_messages
 from adapter.dev_fhir import DevFhirServer
 from adapter.intake import Intake
-from adapter.pipeline import translate
 from adapter.sources.config import MllpConfig
 from adapter.sources.mllp import MllpSource
 from adapter.store import incoming
+from adapter.translate import translate
 from adapter.trial.gate import Gate
 
 

@@ -11,8 +11,9 @@ from adapter.bench.env import Env, Stopwatch, environment
 from adapter.bench.results import Row
 from adapter.bench.scenarios.common import Context, bench_messages, fill_inbox, prepared_bodies
 from adapter.fhir_client import FhirClient
-from adapter.pipeline import PushSummary, push_messages
+from adapter.pipeline import push_messages
 from adapter.service.stages import Stages
+from adapter.service.summary import PushSummary
 from adapter.store import incoming
 from adapter.store.service import ServiceStore
 

@@ -18,10 +18,10 @@ from adapter.bench.results import Row
 from adapter.bench.scenarios.common import Context
 from adapter.build.subject import subject_transaction
 from adapter.fhir_client import FhirClient
-from adapter.pipeline import translate
 from adapter.report import run_report
 from adapter.report.extract import catalogue
 from adapter.report.reader import DEFAULT_PAGE_SIZE, find_study, read_subjects
+from adapter.translate import translate
 from adapter.trial.gate import Gate
 
 _HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
