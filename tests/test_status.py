@@ -32,7 +32,8 @@ from adapter.service.stages import Stages
 from adapter.service.status import EXIT_ATTENTION, Limits, Status
 from adapter.service.wiring import source_events
 from adapter.store import open_store
-from adapter.store.service import Depths, JobRun, ServiceStore
+from adapter.store.jobs import JobRun
+from adapter.store.service import Depths, ServiceStore
 from adapter.trial.registry import Registry
 from adapter.trial.study import load_study
 from tests.messages import ALT, obx, oru

@@ -31,7 +31,7 @@ from adapter.service.runner import (
 from adapter.service.scheduler import Service
 from adapter.service.status import render
 from adapter.service.wiring import recompute_hook, sources_from_config
-from adapter.store.service import DeadLetter
+from adapter.store.deadletters import DeadLetter
 
 
 @click.command("run")

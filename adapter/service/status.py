@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from adapter.store.service import Depths, JobRun
+from adapter.store.jobs import JobRun
+from adapter.store.service import Depths
 
 EXIT_OK = 0  # nothing needs a person
 EXIT_ATTENTION = 3  # something needs a person: see "attention" (1 and 2 are click's errors)

@@ -34,7 +34,9 @@ Statement parameters are kept out of errors and logs.
 Modules: :mod:`~adapter.store.schema` (tables), :mod:`~adapter.store.engine` (engines,
 SQLite pragmas, migrations), :mod:`~adapter.store.inbox` and :mod:`~adapter.store.held`
 (pure: what becomes a row), :mod:`~adapter.store.store` (the :class:`Store`),
-:mod:`~adapter.store.service` (the service's outbox, leases, job runs) and
+:mod:`~adapter.store.service` (the service's inbox claim and outbox),
+:mod:`~adapter.store.deadletters` (transactions the server refused),
+:mod:`~adapter.store.jobs` (leases, job runs) and
 :mod:`~adapter.store.quarantine` (messages set aside, issue 12).
 """
 

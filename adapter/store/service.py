@@ -1,10 +1,12 @@
-"""The service's tables: the outbox, dead letters, leases and job runs (migration 0004), and
-the quarantine (migration 0007).
+"""The service's tables (migration 0004; the quarantine, 0007): :class:`ServiceStore`.
 
 :class:`ServiceStore` wraps a :class:`~adapter.store.Store` and adds what the scheduled jobs
-need. Every method is one short transaction, except :meth:`ServiceStore.claim_inbox`: it
-holds one write transaction while the caller translates the claimed messages, so that
-writing their outbox rows, their held results and their status is one commit.
+need: the inbox claim and the outbox here, and, from the bases it gathers, the quarantine
+(:mod:`adapter.store.quarantine`), the dead letters (:mod:`adapter.store.deadletters`) and
+the leases and job runs (:mod:`adapter.store.jobs`). Every method is one short
+transaction, except :meth:`ServiceStore.claim_inbox`: it holds one write transaction while
+the caller translates the claimed messages, so that writing their outbox rows, their held
+results and their status is one commit.
 
 Workers share the queues safely. Inbox rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL (SQLite has a single writer: ``BEGIN IMMEDIATE``). Outbox rows are claimed with
@@ -24,12 +26,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, text, update
 
+from adapter.store.deadletters import DeadLetterStore
 from adapter.store.held import HeldRow
+from adapter.store.jobs import JobStore
 from adapter.store.quarantine import Quarantined, QuarantineStore, set_aside
 from adapter.store.schema import (
     DEAD,
@@ -39,8 +43,6 @@ from adapter.store.schema import (
     SENT,
     dead_letters,
     held_results,
-    job_runs,
-    leases,
     messages,
     outbox,
     quarantine,
@@ -114,34 +116,6 @@ class OutboxRow:
     kind: str
     bundle: str
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A transaction the FHIR server refused (4xx), with its OperationOutcome."""
-
-    letter_id: int
-    outbox_id: int
-    message_id: int
-    control_id: str
-    subject_id: str
-    http_status: int | None
-    outcome: str
-    created_at: datetime
-    bundle: str
-
-
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    """The last success and error of a job or source."""
-
-    name: str
-    holder: str | None
-    last_success_at: datetime | None
-    last_error_at: datetime | None
-    last_error: str | None
-    last_count: int
-    runs: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +197,9 @@ def _outbox_values(queued: Queued, now: datetime) -> dict[str, Any]:
     }
 
 
-class ServiceStore(QuarantineStore):
-    """The outbox, dead letters, quarantine, leases and job runs of one store."""
+class ServiceStore(QuarantineStore, DeadLetterStore, JobStore):
+    """The service's tables over one store: the inbox claim and the outbox here; the
+    quarantine, dead letters, leases and job runs from their modules' bases."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -387,58 +362,6 @@ class ServiceStore(QuarantineStore):
                 .values(**values, claimed_by=None, claimed_until=None)
             )
 
-    # Dead letters --------------------------------------------------------------------------
-
-    def dead_letters(self, *, include_retried: bool = False) -> list[DeadLetter]:
-        query = self._dead_query()
-        if not include_retried:
-            query = query.where(dead_letters.c.retried_at.is_(None))
-        with self.store._reading() as conn:
-            return [DeadLetter(*row) for row in conn.execute(query.order_by(dead_letters.c.id))]
-
-    def dead_letter(self, letter_id: int) -> DeadLetter | None:
-        query = self._dead_query().where(dead_letters.c.id == letter_id)
-        with self.store._reading() as conn:
-            row = conn.execute(query).first()
-        return DeadLetter(*row) if row else None
-
-    @staticmethod
-    def _dead_query() -> Any:
-        d, o = dead_letters.c, outbox.c
-        return (
-            select(
-                d.id,
-                d.outbox_id,
-                o.message_id,
-                messages.c.control_id,
-                o.subject_id,
-                d.http_status,
-                d.outcome,
-                d.created_at,
-                o.bundle,
-            )
-            .join(outbox, outbox.c.id == d.outbox_id)
-            .join(messages, messages.c.id == o.message_id)
-        )
-
-    def retry_dead(self, letter_ids: Sequence[int]) -> int:
-        """Put dead letters back in the outbox, to be pushed at once; how many were."""
-        now = self.now()
-        d = dead_letters.c
-        with self.store._writing() as conn:
-            outbox_ids = list(
-                conn.scalars(
-                    select(d.outbox_id).where(d.id.in_(letter_ids), d.retried_at.is_(None))
-                )
-            )
-            conn.execute(update(dead_letters).where(d.id.in_(letter_ids)).values(retried_at=now))
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(outbox_ids), outbox.c.status == DEAD)
-                .values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None)
-            )
-        return len(outbox_ids)
-
     # Replay and retention ------------------------------------------------------------------
 
     def replay(self, since: datetime) -> int:
@@ -497,54 +420,6 @@ class ServiceStore(QuarantineStore):
             conn.execute(delete(outbox).where(outbox.c.status == SENT, outbox.c.sent_at < before))
         return int(result.rowcount)
 
-    # Leases ------------------------------------------------------------------------------
-
-    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
-        """Take or renew lease ``name`` for ``holder``; False while another holds it."""
-        now = self.now()
-        c = leases.c
-        with self.store._writing() as conn:
-            statement = self.store._insert(leases).values(
-                name=name, holder=holder, expires_at=now + ttl
-            )
-            conn.execute(statement.on_conflict_do_nothing(index_elements=[c.name]))
-            row = conn.execute(
-                select(c.holder, c.expires_at).where(c.name == name).with_for_update()
-            ).one()
-            if row.holder != holder and row.expires_at > now:
-                return False
-            conn.execute(
-                update(leases).where(c.name == name).values(holder=holder, expires_at=now + ttl)
-            )
-        return True
-
-    def release_lease(self, name: str, holder: str) -> None:
-        c = leases.c
-        with self.store._writing() as conn:
-            conn.execute(delete(leases).where(c.name == name, c.holder == holder))
-
-    def lease_holder(self, name: str) -> tuple[str, datetime] | None:
-        c = leases.c
-        with self.store._reading() as conn:
-            row = conn.execute(select(c.holder, c.expires_at).where(c.name == name)).first()
-        return (row.holder, row.expires_at) if row else None
-
-    # Job runs ----------------------------------------------------------------------------
-
-    def record_run(self, name: str, holder: str, count: int, error: str | None = None) -> None:
-        """Record a job's (or source's) run: its count, or its error."""
-        now = self.now()
-        c = job_runs.c
-        done = {"last_error_at": now, "last_error": error} if error else {"last_success_at": now}
-        with self.store._writing() as conn:
-            statement = self.store._insert(job_runs).values(name=name, runs=0, last_count=0)
-            conn.execute(statement.on_conflict_do_nothing(index_elements=[c.name]))
-            conn.execute(
-                update(job_runs)
-                .where(c.name == name)
-                .values(holder=holder, last_count=count, runs=c.runs + 1, **done)
-            )
-
     def subjects_sent_since(self, since: datetime | None) -> list[str]:
         """Subjects with results sent to the FHIR server after ``since`` (all when None)."""
         c = outbox.c
@@ -553,12 +428,6 @@ class ServiceStore(QuarantineStore):
             query = query.where(c.sent_at > since)
         with self.store._reading() as conn:
             return sorted(str(s) for s in conn.scalars(query))
-
-    def job_runs(self) -> list[JobRun]:
-        c = job_runs.c
-        with self.store._reading() as conn:
-            rows = conn.execute(select(job_runs).order_by(c.name)).all()
-        return [JobRun(*row) for row in rows]
 
     # Queue depths ------------------------------------------------------------------------
 
