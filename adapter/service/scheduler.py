@@ -437,7 +437,8 @@ class Service:
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the store answers, the FHIR server answered (asked at most every
-        :data:`FHIR_PROBE_SECONDS`), and every source is up; the body names what is not."""
+        :data:`FHIR_PROBE_SECONDS`) and did not refuse the last push's credentials, and every
+        source is up; the body names what is not."""
         checks: dict[str, Any] = {"role": "active" if self.active else "standby"}
         try:
             self.stages.store.ping()
@@ -445,6 +446,8 @@ class Service:
         except TrialBridgeError as exc:
             checks["store"] = type(exc).__name__
         checks["fhir"] = self._fhir()
+        if checks["fhir"] == "ok" and (refused := self.stages.auth_failure):
+            checks["fhir"] = f"auth failing: {refused}"  # /metadata is public: it answers
         sources = {s.name: _source_check(s.state()) for s in self.sources}
         checks["sources"] = sources
         down = [name for name, found in sources.items() if found != "ok" and found != "starting"]

@@ -90,6 +90,9 @@ class Stages:
     stopping: Callable[[], bool] = lambda: False
     touched: set[str] = field(default_factory=set)  # subjects pushed since take_touched()
     outage: Outage | None = None  # the server seen down (made from the config if None)
+    # Our credentials as the last push refused them (401/403, or the SMART token endpoint),
+    # until a push is accepted: /readyz says so (the server's /metadata is public).
+    auth_failure: str | None = None
 
     def __post_init__(self) -> None:
         if self.outage is None:
@@ -361,6 +364,7 @@ class Stages:
         if stored is not None and row.kind == RESULTS:
             remember(stored, bundle)
         sent.append(row.row_id)
+        self.auth_failure = None
         if row.kind == RESULTS and row.subject_id:
             self.touched.add(row.subject_id)
         metrics.PUSHED.labels(source=_ALL).inc()
@@ -397,6 +401,8 @@ class Stages:
 
     def _failed(self, row: OutboxRow, exc: FhirError, summary: PushSummary) -> bool:
         summary.failed += 1
+        if exc.auth_failure:
+            self.auth_failure = str(exc)
         summary.errors.append(f"message {row.message_id} ({row.kind}): {exc}")
         if exc.retryable or retryable(exc.status):
             backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
@@ -404,7 +410,8 @@ class Stages:
             at = next_attempt(self.store.now(), delay)
             self.store.retry_later(row, self.holder, str(exc), at)
             metrics.FAILED.labels(source=_ALL, outcome="retry").inc()
-            if self.outage is not None and (exc.status is None or exc.status >= 500):
+            server_level = exc.status is None and not exc.auth_failure
+            if self.outage is not None and (server_level or (exc.status or 0) >= 500):
                 self.outage.push_failed(self.client)  # is the server itself down?
             return False
         self.store.mark_dead(row, self.holder, exc.status, exc.outcome or str(exc))
