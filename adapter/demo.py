@@ -165,12 +165,7 @@ def subject_results(client: FhirClient, study: Study, subject_id: str) -> list[d
 
 
 def _row(observation: dict[str, Any]) -> dict[str, str]:
-    quantity = observation.get("valueQuantity")
-    value = (
-        f"{quantity.get('comparator', '')}{quantity['value']} {quantity['code']}"
-        if quantity
-        else "-"
-    )
+    value = value_text(observation)
     tags = observation.get("meta", {}).get("tag", [])
     return {
         "visit": str(tags[0]["code"]) if tags else "-",
@@ -180,6 +175,34 @@ def _row(observation: dict[str, Any]) -> dict[str, str]:
         "value": value,
         "status": str(observation["status"]),
     }
+
+
+def value_text(observation: dict[str, Any]) -> str:
+    """An Observation's value as the table shows it: a quantity with its unit, a coded
+    value's text (else its coding's display, else code), yes/no, a string, each component's
+    value; the data-absent reason in brackets; ``-`` when there is none."""
+    if quantity := observation.get("valueQuantity"):
+        unit = quantity.get("code") or quantity.get("unit") or ""
+        return f"{quantity.get('comparator', '')}{quantity.get('value', '')} {unit}".strip()
+    if (concept := observation.get("valueCodeableConcept")) is not None:
+        return _concept_text(concept)
+    if isinstance(answer := observation.get("valueBoolean"), bool):
+        return "yes" if answer else "no"
+    for key in ("valueString", "valueInteger"):
+        if key in observation:
+            return str(observation[key])
+    if components := observation.get("component"):
+        return "; ".join(value_text(c) for c in components)
+    if absent := observation.get("dataAbsentReason"):
+        return f"({_concept_text(absent)})"
+    return "-"
+
+
+def _concept_text(concept: dict[str, Any]) -> str:
+    if text := concept.get("text"):
+        return str(text)
+    codings = concept.get("coding") or [{}]
+    return str(codings[0].get("display") or codings[0].get("code") or "-")
 
 
 def registry_first_subject(enrolment: Path) -> str:
