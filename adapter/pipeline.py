@@ -50,13 +50,26 @@ def push_messages(
     """
     summary = PushSummary()
     intake = Intake(store, registry) if registry else None
+    sources: dict[int, str] = {}  # inbox row id -> file, for the summary's errors
+    seen_before: set[int] = set()  # by an earlier push: their transactions may still wait
     for batch in _batches(messages, batch_size):
         for entry in _into_inbox(batch, store, intake, summary):
+            first = entry.row_id not in sources
+            sources.setdefault(entry.row_id, entry.message.source)
             if entry.duplicate:
                 summary.messages += 1
-                summary.duplicates += 1
+                if first:
+                    seen_before.add(entry.row_id)
+                else:  # the same message twice in this push
+                    summary.duplicates += 1
     stages = Stages(ServiceStore(store), client, settings, mappings, registry, service_config({}))
+    stages.sources = sources
     stages.run_to_completion(summary, batch_size)
+    # A message seen before whose transaction waited in the outbox was pushed now: not a
+    # duplicate. Messages of earlier pushes that went too are counted apart.
+    summary.duplicates += len(seen_before - summary.sent_messages)
+    summary.earlier = len(summary.sent_messages - sources.keys())
+    summary.pushed -= summary.earlier
     return summary
 
 

@@ -173,8 +173,8 @@ def test_a_failed_push_leaves_the_message_to_be_pushed_next_time(
     down = cli("push", str(feed), "--fhir-url", "http://127.0.0.1:9/fhir", "--json")
     assert down.exit_code == 1 and '"failed": 2' in down.output
     up = cli_json("push", str(feed), "--fhir-url", fhir_url)
-    # Processed into the outbox the first time (so duplicates at the inbox), pushed now.
-    assert (up["pushed"], up["duplicates"], up["failed"]) == (2, 2, 0)
+    # Processed into the outbox the first time, pushed now: pushed, so not duplicates.
+    assert (up["messages"], up["pushed"], up["duplicates"], up["failed"]) == (2, 2, 0, 0)
 
 
 def test_nothing_identifying_is_stored_outside_the_raw_message(

@@ -105,10 +105,8 @@ def push_command(
         paths = message_files(files)
         with (
             open_store(store_url or settings.store_url) as store,
-            FhirClient(
-                fhir_url or settings.fhir_url,
-                timeout=settings.fhir_timeout,
-                retries=settings.fhir_retries,
+            FhirClient.from_settings(
+                settings, base_url=fhir_url, config_path=config_path
             ) as client,
             click.progressbar(paths, label="Pushing", file=sys.stderr) as bar,
         ):
@@ -120,7 +118,8 @@ def push_command(
                 client, registry, sorted(summary.subjects), load_scoring_settings(config_path)
             )
         if as_json:
-            echo_json({**asdict(summary), "scores": score_counts(scored)})
+            counts = {k: v for k, v in asdict(summary).items() if k != "sent_messages"}
+            echo_json({**counts, "scores": score_counts(scored)})
         else:
             _print_summary(summary)
             print_summary(scored, as_json=False)
@@ -147,6 +146,8 @@ def _print_summary(summary: PushSummary) -> None:
         f"{summary.observations} Observation(s) written, {summary.held} result(s) held, "
         f"{summary.dropped_results} dated before baseline, {summary.vital} vital-status change(s)"
     )
+    if summary.earlier:
+        click.echo(f"plus {summary.earlier} message(s) an earlier push left in the outbox")
 
 
 COMMANDS: list[click.Command] = [map_command, push_command]

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -93,6 +93,10 @@ class Stages:
     # Our credentials as the last push refused them (401/403, or the SMART token endpoint),
     # until a push is accepted: /readyz says so (the server's /metadata is public).
     auth_failure: str | None = None
+    # Inbox row id -> the file a message came from, given by ``trialbridge push`` alone: its
+    # summary's errors name the file for the person at the terminal. Never stored or logged
+    # (a file name can identify a patient), so the service's errors say MSH-10 only.
+    sources: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.outage is None:
@@ -377,7 +381,7 @@ class Stages:
         aside after :data:`PUSH_TRIES` tries, with its message."""
         fault = fault_of(exc)
         summary.failed += 1
-        summary.errors.append(f"message {row.message_id} ({row.kind}): {fault.reason}")
+        summary.errors.append(f"{self._name(row)} ({row.kind}): {fault.reason}")
         if row.attempts + 1 < PUSH_TRIES:
             backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
             at = next_attempt(self.store.now(), backoff.delay(row.attempts + 1, None, self.rng))
@@ -403,7 +407,7 @@ class Stages:
         summary.failed += 1
         if exc.auth_failure:
             self.auth_failure = str(exc)
-        summary.errors.append(f"message {row.message_id} ({row.kind}): {exc}")
+        summary.errors.append(f"{self._name(row)} ({row.kind}): {exc}")
         if exc.retryable or retryable(exc.status):
             backoff = Backoff(self.config.backoff_base_seconds, self.config.backoff_max_seconds)
             delay = backoff.delay(row.attempts + 1, _retry_after(exc), self.rng)
@@ -417,6 +421,13 @@ class Stages:
         self.store.mark_dead(row, self.holder, exc.status, exc.outcome or str(exc))
         metrics.FAILED.labels(source=_ALL, outcome="dead").inc()
         return True
+
+    def _name(self, row: OutboxRow) -> str:
+        """A message as a person finds it: its file (``trialbridge push`` only) and MSH-10."""
+        where = self.sources.get(row.message_id)
+        msh10 = f"MSH-10 {row.control_id}" if row.control_id else "no MSH-10"
+        name = f"message {msh10} (inbox row {row.message_id})"
+        return f"{where}: {name}" if where else name
 
     def _analytes(self) -> dict[str, str]:
         return {a.loinc: key for key, a in self.mappings.analytes.items()}
@@ -604,7 +615,9 @@ def _count_sent(
 ) -> None:
     if row.kind != RESULTS:
         return
-    summary.pushed += 1
+    if row.message_id not in summary.sent_messages:  # a message cut in parts counts once
+        summary.sent_messages.add(row.message_id)
+        summary.pushed += 1
     summary.skipped += skipped
     if row.subject_id:
         summary.subjects.add(row.subject_id)

@@ -15,7 +15,8 @@ class PushSummary:
     """What a push did: counts a person (or a script, with --json) can check."""
 
     messages: int = 0
-    pushed: int = 0
+    pushed: int = 0  # messages whose results went (each once, however many transactions)
+    earlier: int = 0  # messages an earlier push left in the outbox, sent now (trialbridge push)
     refused: int = 0
     quarantined: int = 0  # ... of the refused and failed: set aside (trialbridge quarantine)
     failed: int = 0
@@ -28,6 +29,7 @@ class PushSummary:
     dropped_results: int = 0  # results of enrolled subjects dated before the baseline window
     vital: int = 0  # vital-status changes recorded from ADT messages
     subjects: set[str] = field(default_factory=set)  # subjects whose results were written
+    sent_messages: set[int] = field(default_factory=set)  # their inbox row ids
     by_analyte: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 

@@ -116,6 +116,7 @@ class OutboxRow:
     kind: str
     bundle: str
     attempts: int
+    control_id: str = ""  # its message's MSH-10, to name it in errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +263,10 @@ class ServiceStore(QuarantineStore, DeadLetterStore, JobStore):
         conn.execute(
             update(outbox).where(c.id.in_(ids)).values(claimed_by=holder, claimed_until=until)
         )
+        columns = (c.id, c.message_id, c.subject_id, c.sequence, c.kind, c.bundle, c.attempts)
         rows = conn.execute(
-            select(c.id, c.message_id, c.subject_id, c.sequence, c.kind, c.bundle, c.attempts)
+            select(*columns, messages.c.control_id)
+            .join(messages, messages.c.id == c.message_id)
             .where(c.id.in_(ids))
             .order_by(c.subject_id, c.sequence, c.id)
         ).all()
