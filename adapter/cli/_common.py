@@ -81,6 +81,16 @@ CONFIG = click.option(
 )
 FHIR_URL = click.option("--fhir-url", help="FHIR R4 base URL (default: fhir.url from the config).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+# The research commands (report, export) read one study from one FHIR server.
+FHIR_URL = click.option(
+    "--fhir-url", help="The trial's FHIR R4 base URL [default: fhir.url of --config]."
+)
+STUDY = click.option(
+    "--study",
+    "study_id",
+    required=True,
+    help="The study identifier (ResearchStudy.identifier value), e.g. XHNKKY-DDSC.",
+)
 STORE = click.option(
     "--store", "store_url", help="State store URL (default: store.url from the config)."
 )

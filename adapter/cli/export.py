@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from adapter.cli._common import cli_errors, echo_json
+from adapter.cli._common import FHIR_URL, STUDY, cli_errors, echo_json
 from adapter.cli.report import _PAGE_SIZE, _progress
 from adapter.config import DEFAULT_CONFIG, load_settings
 from adapter.errors import ConfigError
@@ -38,13 +38,8 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 
 @export.command("sdtm")
-@click.option("--fhir-url", help="The trial's FHIR R4 base URL [default: fhir.url of --config].")
-@click.option(
-    "--study",
-    "study_id",
-    required=True,
-    help="The study identifier (ResearchStudy.identifier value), e.g. XHNKKY-DDSC.",
-)
+@FHIR_URL
+@STUDY
 @click.option(
     "--out",
     required=True,

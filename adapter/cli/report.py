@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from adapter.cli._common import CONFIG, cli_errors, echo_json
+from adapter.cli._common import CONFIG, FHIR_URL, STUDY, cli_errors, echo_json
 from adapter.config import load_settings
 from adapter.errors import ConfigError
 from adapter.fhir_client import FhirClient
@@ -39,13 +39,8 @@ def _subject_label(subject: SubjectData | None) -> str:
 
 
 @click.command("report")
-@click.option("--fhir-url", help="The trial's FHIR R4 base URL [default: fhir.url of --config].")
-@click.option(
-    "--study",
-    "study_id",
-    required=True,
-    help="The study identifier (ResearchStudy.identifier value), e.g. XHNKKY-DDSC.",
-)
+@FHIR_URL
+@STUDY
 @click.option(
     "--out",
     required=True,
