@@ -9,13 +9,9 @@ from pathlib import Path
 
 import click
 
-from adapter.cli._common import FHIR_URL, STUDY, cli_errors, echo_json
-from adapter.cli.report import _PAGE_SIZE, _progress
-from adapter.config import DEFAULT_CONFIG, load_settings
-from adapter.errors import ConfigError
+from adapter.cli._common import CONFIG, FHIR_URL, STUDY, cli_errors, echo_json
+from adapter.cli.report import PAGE_SIZE, _progress, research_inputs
 from adapter.fhir_client import FhirClient
-from adapter.mappings import load_mappings
-from adapter.trial.study import DEFAULT_STUDY, load_study
 
 _FORMATS = ("json", "xpt")
 _DEFAULT_SDTM = Path(__file__).resolve().parent.parent.parent / "config" / "sdtm.yaml"
@@ -63,9 +59,9 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option(
     "--study-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_STUDY,
-    show_default=True,
-    help="The study definition (arms, visits, windows, time zone).",
+    default=None,
+    help="The study definition (arms, visits, windows, time zone) [default: study.path "
+    "from the configuration].",
 )
 @click.option(
     "--sdtm-file",
@@ -74,21 +70,8 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="Submission facts the study file does not hold (country, site id).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Service configuration file (FHIR URL, timeout, mappings folder).",
-)
-@click.option(
-    "--page-size",
-    type=click.IntRange(min=1),
-    default=_PAGE_SIZE,
-    show_default=True,
-    help="Results asked for per search page (_count); paging links are followed.",
-)
+@CONFIG
+@PAGE_SIZE
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def sdtm(
     fhir_url: str | None,
@@ -96,7 +79,7 @@ def sdtm(
     out: Path,
     formats: tuple[str, ...],
     created: bool,
-    study_file: Path,
+    study_file: Path | None,
     sdtm_file: Path,
     config_path: Path,
     page_size: int,
@@ -114,15 +97,7 @@ def sdtm(
 
     started = time.perf_counter()
     with cli_errors():
-        settings = load_settings(config_path)
-        study = load_study(study_file)
-        if study.identifier != study_id:
-            raise ConfigError(
-                f"defines study {study.identifier}, not {study_id}; "
-                "give the study's own file with --study-file",
-                path=str(study_file),
-            )
-        mappings = load_mappings(settings.mappings_dir)
+        settings, study, mappings = research_inputs(config_path, study_file, study_id)
         with FhirClient.from_settings(
             settings, base_url=fhir_url, config_path=config_path
         ) as client:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import click
 
 from adapter.cli._common import CONFIG, FHIR_URL, STUDY, cli_errors, echo_json
-from adapter.config import load_settings
+from adapter.config import Settings, load_settings
 from adapter.errors import ConfigError
 from adapter.fhir_client import FhirClient
-from adapter.mappings import load_mappings
-from adapter.trial.study import VISIT_RULES, load_study
+from adapter.mappings import MappingSet, load_mappings
+from adapter.trial.study import VISIT_RULES, Study, load_study
 
 if TYPE_CHECKING:
     from adapter.report.model import SubjectData
@@ -36,6 +36,34 @@ def _progress(items: Sequence[SubjectData], label: str) -> Iterator[SubjectData]
 
 def _subject_label(subject: SubjectData | None) -> str:
     return subject.subject if subject else ""
+
+
+def research_inputs(
+    config_path: Path, study_file: Path | None, study_id: str
+) -> tuple[Settings, Study, MappingSet]:
+    """The configuration, the study (``--study-file``, else the configuration's study.path;
+    it must be ``study_id``) and the mappings the report and the export read with."""
+    settings = load_settings(config_path)
+    study_file = study_file or settings.study_path
+    study = load_study(study_file)
+    if study.identifier != study_id:
+        raise ConfigError(
+            f"defines study {study.identifier}, not {study_id}; "
+            "give the study's own file with --study-file",
+            path=str(study_file),
+        )
+    mappings = load_mappings(settings.mappings_dir)
+    study.check_analytes(mappings.analytes, str(settings.mappings_dir / "analytes.yaml"))
+    return settings, study, mappings
+
+
+PAGE_SIZE = click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=_PAGE_SIZE,
+    show_default=True,
+    help="Results asked for per search page (_count); paging links are followed.",
+)
 
 
 @click.command("report")
@@ -72,13 +100,7 @@ def _subject_label(subject: SubjectData | None) -> str:
     "from the configuration].",
 )
 @CONFIG
-@click.option(
-    "--page-size",
-    type=click.IntRange(min=1),
-    default=_PAGE_SIZE,
-    show_default=True,
-    help="Results asked for per search page (_count); paging links are followed.",
-)
+@PAGE_SIZE
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def report(
     fhir_url: str | None,
@@ -104,17 +126,7 @@ def report(
 
     started = time.perf_counter()
     with cli_errors():
-        settings = load_settings(config_path)
-        study_file = study_file or settings.study_path
-        study = load_study(study_file)
-        if study.identifier != study_id:
-            raise ConfigError(
-                f"defines study {study.identifier}, not {study_id}; "
-                "give the study's own file with --study-file",
-                path=str(study_file),
-            )
-        mappings = load_mappings(settings.mappings_dir)
-        study.check_analytes(mappings.analytes, str(settings.mappings_dir / "analytes.yaml"))
+        settings, study, mappings = research_inputs(config_path, study_file, study_id)
         with FhirClient.from_settings(
             settings, base_url=fhir_url, config_path=config_path
         ) as client:
